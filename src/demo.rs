@@ -1,0 +1,75 @@
+//! The built-in upload page (`[demo] page = true`): one HTML document with its CSS and
+//! script inline, embedded in the binary. The Content-Security-Policy allows exactly those
+//! two inline blocks (by hash), same-origin requests, and images from this origin or any
+//! https origin (an S3 bucket or CDN); nothing external is loaded. The page never lists
+//! other people's uploads.
+
+use std::sync::OnceLock;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use http::header::{
+    HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
+use http::{Response, StatusCode};
+use sha2::{Digest, Sha256};
+
+use crate::http::{full, Body};
+
+const PAGE: &str = include_str!("demo/page.html");
+const STYLE: &str = include_str!("demo/page.css");
+const SCRIPT: &str = include_str!("demo/page.js");
+
+struct Rendered {
+    html: String,
+    csp: HeaderValue,
+}
+
+fn rendered(route: &str) -> &'static Rendered {
+    static RENDERED: OnceLock<Rendered> = OnceLock::new();
+    RENDERED.get_or_init(|| {
+        let hash = |text: &str| {
+            format!(
+                "'sha256-{}'",
+                BASE64.encode(Sha256::digest(text.as_bytes()))
+            )
+        };
+        let html = PAGE
+            .replace("{{STYLE}}", STYLE)
+            .replace("{{SCRIPT}}", SCRIPT)
+            .replace("{{ROUTE}}", &html_escape(route));
+        let csp = format!(
+            "default-src 'none'; style-src {}; script-src {}; img-src 'self' https: blob:; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+            hash(STYLE),
+            hash(SCRIPT)
+        );
+        Rendered {
+            html,
+            csp: HeaderValue::from_str(&csp).expect("the CSP is ASCII"),
+        }
+    })
+}
+
+/// The page, posting to `route` (the upload route, when uploads are configured).
+pub fn page(route: Option<&str>) -> Response<Body> {
+    let page = rendered(route.unwrap_or("/products"));
+    let mut response = Response::new(full(page.html.clone()));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CONTENT_SECURITY_POLICY, page.csp.clone());
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

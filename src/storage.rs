@@ -115,9 +115,17 @@ impl Store {
                 region,
                 endpoint,
             } => {
+                // Retries stay inside the request's storage deadline: a client waits for
+                // `timeouts.storage` at most, then gets 503.
+                let retry = object_store::RetryConfig {
+                    max_retries: 3,
+                    retry_timeout: timeout,
+                    ..Default::default()
+                };
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .with_region(region);
+                    .with_region(region)
+                    .with_retry(retry);
                 let base = match endpoint {
                     Some(endpoint) => {
                         builder = builder

@@ -265,7 +265,7 @@ impl Validator<'_> {
             .as_ref()
             .map(|v| self.size(Some(v), "server.max_body", u64::MAX));
         if let (Some(https), Some(Some(http))) = (https, http) {
-            if https == http {
+            if https == http && https.port() != 0 {
                 if let Some(v) = &s.http {
                     self.error(v.span(), "server.http", "must differ from server.https");
                 }

@@ -21,11 +21,14 @@ const STYLE: &str = include_str!("demo/page.css");
 const SCRIPT: &str = include_str!("demo/page.js");
 
 struct Rendered {
-    html: String,
+    /// The page with its style and script in place; `{{ROUTE}}` is filled per response.
+    template: String,
     csp: HeaderValue,
 }
 
-fn rendered(route: &str) -> &'static Rendered {
+/// Style, script and CSP depend only on the embedded files: computed once. The route is
+/// not cached with them (one process may serve several configs, e.g. in tests).
+fn rendered() -> &'static Rendered {
     static RENDERED: OnceLock<Rendered> = OnceLock::new();
     RENDERED.get_or_init(|| {
         let hash = |text: &str| {
@@ -34,10 +37,9 @@ fn rendered(route: &str) -> &'static Rendered {
                 BASE64.encode(Sha256::digest(text.as_bytes()))
             )
         };
-        let html = PAGE
+        let template = PAGE
             .replace("{{STYLE}}", STYLE)
-            .replace("{{SCRIPT}}", SCRIPT)
-            .replace("{{ROUTE}}", &html_escape(route));
+            .replace("{{SCRIPT}}", SCRIPT);
         let csp = format!(
             "default-src 'none'; style-src {}; script-src {}; img-src 'self' https: blob:; \
              connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -45,7 +47,7 @@ fn rendered(route: &str) -> &'static Rendered {
             hash(SCRIPT)
         );
         Rendered {
-            html,
+            template,
             csp: HeaderValue::from_str(&csp).expect("the CSP is ASCII"),
         }
     })
@@ -53,8 +55,11 @@ fn rendered(route: &str) -> &'static Rendered {
 
 /// The page, posting to `route` (the upload route, when uploads are configured).
 pub fn page(route: Option<&str>) -> Response<Body> {
-    let page = rendered(route.unwrap_or("/products"));
-    let mut response = Response::new(full(page.html.clone()));
+    let page = rendered();
+    let html = page
+        .template
+        .replace("{{ROUTE}}", &html_escape(route.unwrap_or("/products")));
+    let mut response = Response::new(full(html));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(

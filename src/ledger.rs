@@ -101,7 +101,8 @@ impl Ledger {
 
     /// Record an upload and flush it to disk.
     pub async fn insert(&self, new: NewRecord) -> Result<Record, Error> {
-        let id = self.db.generate_id()?;
+        // Ids start at 1, so `after=0` means "from the beginning".
+        let id = self.db.generate_id()? + 1;
         let record = Record {
             id,
             key: new.key,

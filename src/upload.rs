@@ -85,7 +85,7 @@ pub enum Error {
         declared: &'static str,
         detected: &'static str,
     },
-    #[error("image does not decode")]
+    #[error("image refused by validation")]
     CorruptImage(#[source] image::Error),
     #[error("the file is empty")]
     EmptyFile,
@@ -121,7 +121,16 @@ impl Error {
             Error::FileTooLarge { .. } | Error::BodyTooLarge { .. } => (bad, "file_too_large"),
             Error::UnsupportedType { .. } => (bad, "unsupported_type"),
             Error::TypeMismatch { .. } => (bad, "type_mismatch"),
-            Error::CorruptImage(_) | Error::EmptyFile => (bad, "corrupt_image"),
+            Error::CorruptImage(e) => match e {
+                image::Error::NotAnImage | image::Error::KindMismatch { .. } | image::Error::Unsupported { .. } => {
+                    (bad, "unsupported_type")
+                }
+                image::Error::TooManyPixels { .. } | image::Error::AnimationTooLarge { .. } => (bad, "image_too_large"),
+                image::Error::Malformed { .. } | image::Error::TooManyScans { .. } | image::Error::Undecodable { .. } => {
+                    (bad, "corrupt_image")
+                }
+            },
+            Error::EmptyFile => (bad, "corrupt_image"),
             Error::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Error::Ledger(_) | Error::Task(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
@@ -140,7 +149,13 @@ impl Error {
             Error::UnsupportedType { reason } => {
                 format!("{reason}; only JPEG and PNG images are accepted")
             }
-            Error::CorruptImage(e) => format!("the image is corrupt or truncated: {e}"),
+            Error::CorruptImage(e) => match e {
+                image::Error::Unsupported { .. } => format!("this image cannot be accepted: {e}"),
+                image::Error::TooManyPixels { .. } | image::Error::AnimationTooLarge { .. } => {
+                    format!("the image is too large: {e}")
+                }
+                _ => format!("the image is corrupt or truncated: {e}"),
+            },
             Error::Storage(_) => "storage is unavailable; try again later".to_owned(),
             Error::Ledger(_) | Error::Task(_) => "internal error; try again later".to_owned(),
             Error::FileTooLarge { limit } | Error::BodyTooLarge { limit } => {

@@ -37,6 +37,7 @@
     link.removeAttribute("href");
     img.hidden = true;
     img.removeAttribute("src");
+    delete result.dataset.code;
     result.dataset.state = ok ? "ok" : "error";
   }
 
@@ -44,6 +45,7 @@
     event.preventDefault();
     submit.disabled = true;
     result.dataset.state = "pending";
+    delete result.dataset.code;
     fetch(form.getAttribute("action"), { method: "POST", body: new FormData(form) })
       .then(function (response) {
         return response.text().then(function (text) {

@@ -54,6 +54,13 @@ impl Browser {
             "chromedriver",
         )
         .unwrap_or_else(|| panic!("chromedriver not found: {MISSING}"));
+        for binary in [&chromium, &chromedriver] {
+            assert!(
+                binary.is_file(),
+                "{} does not exist: {MISSING}",
+                binary.display()
+            );
+        }
 
         let profile = tempfile::tempdir().expect("tempdir for the Chromium profile");
         let log = super::artifacts_dir().join(format!("chromedriver-{name}.log"));
@@ -117,7 +124,7 @@ impl Browser {
         let client = match tokio::time::timeout(Duration::from_secs(30), connect).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => panic!(
-                "chromedriver could not start Chromium ({}): {e}; log: {}",
+                "chromedriver could not start Chromium ({}): {e}; log: {} ({MISSING})",
                 chromium.display(),
                 log.display()
             ),
@@ -139,7 +146,39 @@ impl Browser {
             .await
             .expect("session id")
             .map(|id| id.to_string());
+        browser.set_viewport(WINDOW.0, WINDOW.1).await;
         browser
+    }
+
+    /// Size the window so the viewport (what screenshots show) is `width`×`height`: even
+    /// headless, the window reserves room for browser UI.
+    async fn set_viewport(&self, width: u32, height: u32) {
+        let (outer_w, outer_h, inner_w, inner_h) = self.window_sizes().await;
+        let resize = self.client.set_window_size(
+            width + outer_w.saturating_sub(inner_w),
+            height + outer_h.saturating_sub(inner_h),
+        );
+        tokio::time::timeout(Duration::from_secs(15), resize)
+            .await
+            .expect("resize within 15 s")
+            .expect("resize the window");
+        let (_, _, inner_w, inner_h) = self.window_sizes().await;
+        assert_eq!((inner_w, inner_h), (width, height), "viewport size");
+    }
+
+    /// `(outerWidth, outerHeight, innerWidth, innerHeight)`
+    async fn window_sizes(&self) -> (u32, u32, u32, u32) {
+        let v = self
+            .eval(
+                "return [outerWidth, outerHeight, innerWidth, innerHeight];",
+                vec![],
+            )
+            .await;
+        let n = |i: usize| v[i].as_u64().and_then(|n| u32::try_from(n).ok());
+        match (n(0), n(1), n(2), n(3)) {
+            (Some(ow), Some(oh), Some(iw), Some(ih)) => (ow, oh, iw, ih),
+            _ => panic!("window sizes: {v}"),
+        }
     }
 
     /// Run `script` (a function body; `arguments` holds `args`) in the page, bounded.

@@ -38,8 +38,8 @@ pub enum Error {
         #[source]
         source: hyper_util::client::legacy::Error,
     },
-    #[error("request body over {limit} bytes")]
-    BodyTooLarge { limit: u64 },
+    #[error("request body over server.max_body")]
+    BodyTooLarge,
 }
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -126,6 +126,7 @@ impl Proxy {
                         }
                     });
                 }
+                Ok(Err(source)) if body_over_limit(&source) => return Err(Error::BodyTooLarge),
                 Ok(Err(source)) => {
                     return Err(Error::Upstream {
                         upstream: upstream_name,
@@ -141,6 +142,18 @@ impl Proxy {
             body.map_err(BoxError::from).boxed(),
         ))
     }
+}
+
+/// Did the request body hit `server.max_body` while streaming?
+fn body_over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {

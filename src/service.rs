@@ -152,17 +152,22 @@ async fn dispatch(
     }
     if let Some(route) = state.router.find(host, path) {
         let upstream = route.upstream.clone();
-        if let Some(limit) = state.config.server.max_body {
-            let declared = req
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > limit) {
-                return Err(crate::proxy::Error::BodyTooLarge { limit }.into());
+        let req = match state.config.server.max_body {
+            None => req.map(|body| body.map_err(BoxError::from).boxed()),
+            Some(limit) => {
+                let declared = req
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if declared.is_some_and(|n| n > limit) {
+                    return Err(crate::proxy::Error::BodyTooLarge.into());
+                }
+                // A body without a (truthful) length is cut off while it streams.
+                let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+                req.map(|body| http_body_util::Limited::new(body, cap).boxed())
             }
-        }
-        let req = req.map(|body| body.map_err(BoxError::from).boxed());
+        };
         return Ok(state.proxy.forward(req, &upstream, host, &fwd).await?);
     }
     if read && path == "/" && state.config.demo_page {

@@ -122,13 +122,15 @@ impl Error {
             Error::UnsupportedType { .. } => (bad, "unsupported_type"),
             Error::TypeMismatch { .. } => (bad, "type_mismatch"),
             Error::CorruptImage(e) => match e {
-                image::Error::NotAnImage | image::Error::KindMismatch { .. } | image::Error::Unsupported { .. } => {
-                    (bad, "unsupported_type")
+                image::Error::NotAnImage
+                | image::Error::KindMismatch { .. }
+                | image::Error::Unsupported { .. } => (bad, "unsupported_type"),
+                image::Error::TooManyPixels { .. } | image::Error::AnimationTooLarge { .. } => {
+                    (bad, "image_too_large")
                 }
-                image::Error::TooManyPixels { .. } | image::Error::AnimationTooLarge { .. } => (bad, "image_too_large"),
-                image::Error::Malformed { .. } | image::Error::TooManyScans { .. } | image::Error::Undecodable { .. } => {
-                    (bad, "corrupt_image")
-                }
+                image::Error::Malformed { .. }
+                | image::Error::TooManyScans { .. }
+                | image::Error::Undecodable { .. } => (bad, "corrupt_image"),
             },
             Error::EmptyFile => (bad, "corrupt_image"),
             Error::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
@@ -267,9 +269,11 @@ impl Handler {
             return Err(error.into());
         }
         let boundary = boundary.expect("checked above");
-        let Ok(_slot) = self.slots.acquire().await else {
-            unreachable!("the upload semaphore is never closed");
-        };
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the upload semaphore is never closed");
 
         let over_limit = Arc::new(AtomicBool::new(false));
         let stream = pump(body, max_body, Arc::clone(&over_limit));

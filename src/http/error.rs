@@ -32,6 +32,7 @@ impl RequestError {
     pub fn fault(&self) -> Fault {
         match self {
             RequestError::NoRoute => Fault::Client,
+            RequestError::Proxy(proxy::Error::BodyTooLarge) => Fault::Client,
             RequestError::Proxy(_) => Fault::Upstream,
             RequestError::Upload(e) => e.fault(),
         }
@@ -48,7 +49,7 @@ impl RequestError {
                 proxy::Error::Timeout { .. } => {
                     plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
                 }
-                proxy::Error::BodyTooLarge { .. } => {
+                proxy::Error::BodyTooLarge => {
                     plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
                 }
             },

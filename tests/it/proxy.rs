@@ -223,3 +223,39 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
         .expect("drain finishes")
         .expect("join");
 }
+
+#[tokio::test]
+async fn max_body_is_enforced_on_length_and_while_streaming() {
+    let upstream = Upstream::start().await;
+    let toml = format!(
+        "{LISTENERS}max_body = \"1MiB\"\n[[route]]\npath = \"/\"\nupstream = \"{}\"\n",
+        upstream.url()
+    );
+    let gh = Gatehouse::start(&toml).await;
+    let c = client::client(&gh, Proto::H2);
+    let r = c
+        .post(gh.url("/echo"))
+        .body(vec![7u8; 2 << 20])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 413, "declared length over the cap");
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..32).map(|_| Ok(vec![7u8; 64 * 1024])).collect();
+    let r = c
+        .post(gh.url("/anything"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 413, "streamed body over the cap");
+    let r = c
+        .post(gh.url("/echo"))
+        .body(vec![7u8; 1000])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
+}

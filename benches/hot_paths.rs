@@ -13,25 +13,41 @@ use gatehouse::router::Router;
 use gatehouse::upload::{image, policy};
 
 fn routes() -> Vec<Route> {
-    ["/", "/api", "/api/v2/", "/static/", "/products", "/admin/", "/media/", "/search"]
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Route {
-            path: (*p).to_owned(),
-            host: (i % 3 == 0).then(|| "shop.example.com".to_owned()),
-            upstream: Upstream {
-                scheme: http::uri::Scheme::HTTP,
-                authority: format!("127.0.0.1:{}", 3000 + i).parse().expect("authority"),
-            },
-            cache: None,
-        })
-        .collect()
+    [
+        "/",
+        "/api",
+        "/api/v2/",
+        "/static/",
+        "/products",
+        "/admin/",
+        "/media/",
+        "/search",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, p)| Route {
+        path: (*p).to_owned(),
+        host: (i % 3 == 0).then(|| "shop.example.com".to_owned()),
+        upstream: Upstream {
+            scheme: http::uri::Scheme::HTTP,
+            authority: format!("127.0.0.1:{}", 3000 + i)
+                .parse()
+                .expect("authority"),
+        },
+        cache: None,
+    })
+    .collect()
 }
 
 fn router(c: &mut Criterion) {
     let router = Router::new(&routes());
     c.bench_function("router/find", |b| {
-        b.iter(|| router.find(Some("shop.example.com:443"), std::hint::black_box("/api/v2/items/42")))
+        b.iter(|| {
+            router.find(
+                Some("shop.example.com:443"),
+                std::hint::black_box("/api/v2/items/42"),
+            )
+        })
     });
 }
 
@@ -50,12 +66,22 @@ fn headers(c: &mut Criterion) {
         ("x-forwarded-for", "1.2.3.4"),
         ("cookie", "session=abc"),
     ] {
-        base.insert(http::header::HeaderName::from_static(k), http::HeaderValue::from_static(v));
+        base.insert(
+            http::header::HeaderName::from_static(k),
+            http::HeaderValue::from_static(v),
+        );
     }
     c.bench_function("headers/upstream_request", |b| {
         b.iter_batched(
             || base.clone(),
-            |mut h| upstream_request(&mut h, Some("shop.example.com"), http::Version::HTTP_2, &fwd),
+            |mut h| {
+                upstream_request(
+                    &mut h,
+                    Some("shop.example.com"),
+                    http::Version::HTTP_2,
+                    &fwd,
+                )
+            },
             criterion::BatchSize::SmallInput,
         )
     });
@@ -72,7 +98,11 @@ fn images(c: &mut Criterion) {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     let mut group = c.benchmark_group("image/validate_and_strip");
     group.sample_size(20);
-    for file in ["public/exif-samples/DSCN0010.jpg", "public/image-rs/cat.jpg", "generated/accept_png_exactly_2MiB.png"] {
+    for file in [
+        "public/exif-samples/DSCN0010.jpg",
+        "public/image-rs/cat.jpg",
+        "generated/accept_png_exactly_2MiB.png",
+    ] {
         let bytes = std::fs::read(corpus.join(file)).expect("corpus file");
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(file), &bytes, |b, bytes| {

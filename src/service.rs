@@ -170,13 +170,23 @@ async fn dispatch(
         };
         return Ok(state.proxy.forward(req, &upstream, host, &fwd).await?);
     }
-    if read && path == "/" && state.config.demo_page {
-        return Ok(demo::page(state.upload.as_ref().map(|u| u.route())));
+    if read && state.config.demo_page {
+        if path == "/" {
+            return Ok(demo::page(state.upload.as_ref().map(|u| u.route())));
+        }
+        if path == "/favicon.ico" {
+            // The page has no icon; answer "nothing" rather than a 404 in every console.
+            let mut response = http::Response::new(crate::http::empty());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            return Ok(response);
+        }
     }
     Err(RequestError::NoRoute)
 }
 
-/// The request's host: the h2 `:authority` (or an absolute-form URI), else `Host`.
+/// The request's host: the h2 `:authority` (or an absolute-form URI), else `Host`; only
+/// when it is a plain host name or address with an optional port (it ends up in logs,
+/// upstream headers and, without `storage.public_url`, in stored URLs).
 pub fn request_host<B>(req: &Request<B>) -> Option<String> {
     req.uri()
         .authority()
@@ -187,7 +197,7 @@ pub fn request_host<B>(req: &Request<B>) -> Option<String> {
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
         })
-        .filter(|h| !h.is_empty())
+        .filter(|h| crate::server::plain::valid_host(h))
 }
 
 /// A 405 for the admin listener and friends.

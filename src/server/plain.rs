@@ -47,7 +47,7 @@ pub fn redirect<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
 
 /// A host name or IP literal, with an optional port: nothing that could turn the redirect
 /// into another URL (`/`, `@`, `?`, spaces).
-fn valid_host(host: &str) -> bool {
+pub fn valid_host(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 255
         && host.bytes().all(|b| {

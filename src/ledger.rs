@@ -192,7 +192,18 @@ mod tests {
             }
             ids
         };
-        let ledger = Ledger::open(dir.path()).expect("reopen");
+        // sled releases its file lock from a background thread after the drop.
+        let mut reopened = Ledger::open(dir.path());
+        for _ in 0..100 {
+            match &reopened {
+                Err(e) if e.is_locked() => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    reopened = Ledger::open(dir.path());
+                }
+                _ => break,
+            }
+        }
+        let ledger = reopened.expect("reopen");
         assert_eq!(ledger.len(), 5);
         let got = ledger.get(ids[2]).expect("get").expect("present");
         assert_eq!(got.key, "products/2.png");

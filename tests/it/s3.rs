@@ -1,8 +1,6 @@
 //! The upload suite against a real S3-compatible server (moto), with the bucket policy
 //! `gatehouse s3-policy` prints applied, so stored URLs are fetched anonymously.
 
-use serde_json::Value;
-
 use crate::support::client::{self, Proto};
 use crate::support::gatehouse::{upload_config, Gatehouse};
 use crate::support::moto::Moto;
@@ -60,15 +58,7 @@ async fn manifest_against_s3_with_public_read_policy() {
     assert!(!ids.is_empty());
 
     // The objects carry their type and immutable caching, and URLs are path-style.
-    let admin = gh.admin.expect("admin");
-    let record: Value = client::plain()
-        .get(format!("http://{admin}/uploads/{}", ids[0]))
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
+    let record = gh.admin_json(&format!("/uploads/{}", ids[0])).await;
     let url = record["url"].as_str().expect("url");
     assert!(
         url.starts_with(&format!("{}/shop-uploads/products/", moto.endpoint())),
@@ -109,17 +99,8 @@ async fn s3_outage_mid_run_gives_503_then_recovers_nothing_recorded() {
     let (status, json) = crate::upload::post(&c, &gh, body()).await;
     assert_eq!(status, 503, "{json}");
     assert_eq!(json["error"]["code"], "storage_unavailable");
-    let admin = gh.admin.expect("admin");
-    let listed: Value = client::plain()
-        .get(format!("http://{admin}/uploads"))
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
     assert_eq!(
-        listed["uploads"].as_array().expect("array").len(),
+        gh.ledger_len().await,
         1,
         "the failed upload is not recorded"
     );

@@ -108,8 +108,6 @@ pub enum Fetch<'a> {
 
 /// Every manifest row through `gh`; returns the ids of accepted uploads.
 pub async fn run_manifest(gh: &Gatehouse, client: &reqwest::Client, fetch: Fetch<'_>) -> Vec<u64> {
-    let admin = client::plain();
-    let admin_addr = gh.admin.expect("admin listener");
     let mut accepted = Vec::new();
     let mut failures = Vec::new();
     for row in corpus::manifest() {
@@ -178,14 +176,7 @@ pub async fn run_manifest(gh: &Gatehouse, client: &reqwest::Client, fetch: Fetch
         assert_eq!(json["bytes"], stored.len(), "{}", row.path);
         assert_metadata_stripped(&stored, &row.path);
         let id = json["id"].as_u64().expect("id");
-        let record: Value = admin
-            .get(format!("http://{admin_addr}/uploads/{id}"))
-            .send()
-            .await
-            .expect("admin")
-            .json()
-            .await
-            .expect("record json");
+        let record = gh.admin_json(&format!("/uploads/{id}")).await;
         assert_eq!(
             record, json,
             "{}: ledger record differs from the answer",
@@ -200,14 +191,7 @@ pub async fn run_manifest(gh: &Gatehouse, client: &reqwest::Client, fetch: Fetch
         failures.join("\n")
     );
     // Nothing refused was recorded: the ledger holds exactly the accepted uploads.
-    let listed: Value = admin
-        .get(format!("http://{admin_addr}/uploads?limit=1000"))
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("list json");
+    let listed = gh.admin_json("/uploads?limit=1000").await;
     let ids: Vec<u64> = listed["uploads"]
         .as_array()
         .expect("uploads")
@@ -335,18 +319,6 @@ fn plain_jpeg() -> Vec<u8> {
     std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.jpg")).expect("jpeg")
 }
 
-async fn ledger_len(gh: &Gatehouse) -> usize {
-    let listed: Value = client::plain()
-        .get(format!("http://{}/uploads", gh.admin.expect("admin")))
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
-    listed["uploads"].as_array().expect("array").len()
-}
-
 #[tokio::test]
 async fn malformed_forms_each_get_their_code_and_record_nothing() {
     let (gh, c) = memory_gatehouse().await;
@@ -430,7 +402,7 @@ async fn malformed_forms_each_get_their_code_and_record_nothing() {
     let json: Value = r.json().await.expect("json");
     assert_eq!(code(&json), "malformed_multipart");
     assert_eq!(
-        ledger_len(&gh).await,
+        gh.ledger_len().await,
         0,
         "refused uploads must not be recorded"
     );
@@ -581,7 +553,7 @@ async fn forwarded_form_keeps_every_field_in_order() {
     assert_eq!(fields[5].1, "12.50");
     assert_eq!(fields[6].1, "multi\r\nline");
     assert_eq!(sent.headers["x-forwarded-proto"], "https");
-    assert_eq!(ledger_len(&gh).await, 1);
+    assert_eq!(gh.ledger_len().await, 1);
 }
 
 #[tokio::test]
@@ -603,7 +575,7 @@ async fn upstream_error_reaches_the_client_and_the_upload_stays() {
     .await;
     assert_eq!(status, 500);
     assert_eq!(
-        ledger_len(&gh).await,
+        gh.ledger_len().await,
         1,
         "the stored object stays recorded (content-addressed)"
     );
@@ -650,7 +622,7 @@ async fn storage_outage_gives_503_and_records_nothing() {
         (503, "storage_unavailable"),
         "{json}"
     );
-    assert_eq!(ledger_len(&gh).await, 0);
+    assert_eq!(gh.ledger_len().await, 0);
 }
 
 #[tokio::test]
@@ -673,5 +645,5 @@ async fn concurrent_uploads_of_distinct_images_all_land() {
         keys.insert(json["key"].as_str().expect("key").to_owned());
     }
     assert_eq!(keys.len(), rows.len());
-    assert_eq!(ledger_len(&gh).await, rows.len());
+    assert_eq!(gh.ledger_len().await, rows.len());
 }

@@ -76,6 +76,27 @@ impl Gatehouse {
         format!("https://127.0.0.1:{}{path}", self.https.port())
     }
 
+    /// `GET http://<admin><path>` as JSON (health, ledger).
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let admin = self.admin.expect("admin listener configured");
+        super::client::plain()
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .expect("admin request")
+            .json()
+            .await
+            .expect("admin JSON")
+    }
+
+    /// Records in the uploads ledger.
+    pub async fn ledger_len(&self) -> usize {
+        self.admin_json("/uploads?limit=1000").await["uploads"]
+            .as_array()
+            .expect("uploads array")
+            .len()
+    }
+
     /// The self-signed certificate (PEM) this instance serves.
     pub fn cert_path(&self) -> PathBuf {
         self.dir

@@ -8,12 +8,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::router::Router;
 use crate::server::{self, Listener, Shared};
 use crate::service::{Handler, State};
 use crate::{ledger, proxy, storage, tls, upload, Config};
+
+/// Open connections the admin listener accepts at once.
+const ADMIN_CONNECTIONS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -112,6 +116,7 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) {
         let shared = Arc::new(Shared::new(&self.config, shutdown.clone()));
         let mut loops = tokio::task::JoinSet::new();
+        let public_slots = Arc::new(Semaphore::new(self.config.server.max_connections));
         for (tcp, name) in self.listeners {
             let handler = match name {
                 "https" => Handler::Public(Arc::clone(&self.state)),
@@ -121,10 +126,16 @@ impl App {
                     https_port: self.addrs.https.port(),
                 },
             };
+            let slots = match name {
+                "https" | "internal" => Arc::clone(&public_slots),
+                "admin" => Arc::new(Semaphore::new(ADMIN_CONNECTIONS)),
+                _ => Arc::new(Semaphore::new(self.config.server.max_connections)),
+            };
             let listener = Listener {
                 name,
                 tls: (name == "https").then(|| Arc::clone(&self.tls)),
                 handler,
+                slots,
             };
             if let Ok(addr) = tcp.local_addr() {
                 tracing::info!(listener = name, %addr, "listening");

@@ -1,8 +1,8 @@
 //! Listeners and their accept loops.
 //!
-//! Each bound listener runs one accept loop: it takes a connection slot (the process-wide
-//! `server.max_connections` semaphore, so a full server stops accepting rather than
-//! failing accepted connections), accepts, and spawns the connection onto the shared
+//! Each bound listener runs one accept loop: it takes a connection slot (its listener's
+//! semaphore, so a full server stops accepting rather than failing accepted
+//! connections), accepts, and spawns the connection onto the shared
 //! [`TaskTracker`]. An accept error (EMFILE and friends) is logged and retried after a
 //! short pause instead of ending the loop. On shutdown the loop stops accepting and drops
 //! its listener; connections drain on their own (see [`conn`]).
@@ -28,6 +28,10 @@ pub struct Listener {
     /// `Some` for TLS listeners.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub handler: Handler,
+    /// Connection slots. The https and internal listeners share `server.max_connections`;
+    /// the redirect and admin listeners have their own, so a flood on port 80 can neither
+    /// starve the site nor lock operators out of `/health`.
+    pub slots: Arc<Semaphore>,
 }
 
 /// Shared per-connection settings, built once from the config.
@@ -35,7 +39,6 @@ pub struct Shared {
     pub http: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     pub tls_handshake: Duration,
     pub idle: Duration,
-    pub slots: Arc<Semaphore>,
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
 }
@@ -60,7 +63,6 @@ impl Shared {
             http,
             tls_handshake: config.timeouts.tls_handshake,
             idle: config.timeouts.idle,
-            slots: Arc::new(Semaphore::new(config.server.max_connections)),
             tracker: TaskTracker::new(),
             shutdown,
         }
@@ -73,7 +75,7 @@ pub async fn accept_loop(tcp: TcpListener, listener: Listener, shared: Arc<Share
     loop {
         let permit = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
-            permit = Arc::clone(&shared.slots).acquire_owned() => match permit {
+            permit = Arc::clone(&listener.slots).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_closed) => break,
             },

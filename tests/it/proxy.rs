@@ -259,3 +259,73 @@ async fn max_body_is_enforced_on_length_and_while_streaming() {
         .expect("request");
     assert_eq!(r.status(), 200);
 }
+
+/// Read until the peer closes (or `limit` passes); how long that took.
+async fn time_until_closed<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off_at_the_header_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let toml = format!("{LISTENERS}\n[timeouts]\nheader_read = \"1s\"\n");
+    let gh = Gatehouse::start(&toml).await;
+    let mut tls = client::raw_tls(&gh).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let closed = time_until_closed(&mut tls, Duration::from_secs(10)).await;
+    let closed = closed.expect("a connection that never finishes its headers is closed");
+    assert!(
+        closed >= Duration::from_millis(900),
+        "closed too early: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let toml = format!("{LISTENERS}\n[timeouts]\nidle = \"1s\"\nheader_read = \"30s\"\n");
+    let gh = Gatehouse::start(&toml).await;
+    let mut tls = client::raw_tls(&gh).await;
+    let closed = time_until_closed(&mut tls, Duration::from_secs(10)).await;
+    let closed = closed.expect("an idle connection is closed");
+    assert!(
+        closed >= Duration::from_millis(900),
+        "closed too early: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn connection_cap_stops_accepting_until_a_slot_frees() {
+    let toml = format!("{LISTENERS}max_connections = 2\n");
+    let gh = Gatehouse::start(&toml).await;
+    let first = client::raw_tls(&gh).await;
+    let _second = client::raw_tls(&gh).await;
+    let https = gh.https;
+    let gh_ref = &gh;
+    // The third handshake cannot complete while two connections are open...
+    let third = tokio::time::timeout(Duration::from_millis(800), client::raw_tls(gh_ref)).await;
+    assert!(
+        third.is_err(),
+        "a third connection was served past max_connections = 2"
+    );
+    // ...and goes through once one closes.
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(5), client::raw_tls(gh_ref)).await;
+    assert!(third.is_ok(), "a freed slot is reused ({https})");
+}

@@ -60,3 +60,78 @@ impl RequestError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_and_body(error: RequestError) -> (u16, String) {
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let ct = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, ct)
+    }
+
+    #[test]
+    fn statuses_are_pinned() {
+        assert_eq!(status_and_body(RequestError::NoRoute).0, 404);
+        let timeout = proxy::Error::Timeout {
+            upstream: "http://127.0.0.1:1".into(),
+            after: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(status_and_body(timeout.into()).0, 504);
+        assert_eq!(status_and_body(proxy::Error::BodyTooLarge.into()).0, 413);
+        let too_large = upload::Error::FileTooLarge { limit: 2 };
+        assert_eq!(
+            status_and_body(too_large.into()),
+            (400, "application/json".to_owned())
+        );
+        let storage = upload::Error::Storage(crate::storage::Error::Timeout {
+            after: std::time::Duration::from_secs(1),
+        });
+        assert_eq!(
+            status_and_body(storage.into()),
+            (503, "application/json".to_owned())
+        );
+    }
+
+    #[test]
+    fn upload_codes_follow_the_contract() {
+        let cases: Vec<(upload::Error, &str)> = vec![
+            (upload::Error::NotMultipart, "malformed_multipart"),
+            (
+                upload::Error::MissingFile {
+                    field: "image".into(),
+                },
+                "missing_file",
+            ),
+            (upload::Error::FileTooLarge { limit: 1 }, "file_too_large"),
+            (upload::Error::BodyTooLarge { limit: 1 }, "file_too_large"),
+            (
+                upload::Error::UnsupportedType { reason: "x".into() },
+                "unsupported_type",
+            ),
+            (
+                upload::Error::TypeMismatch {
+                    declared: "JPEG",
+                    detected: "PNG",
+                },
+                "type_mismatch",
+            ),
+            (upload::Error::EmptyFile, "corrupt_image"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(
+                error.status_and_code(),
+                (http::StatusCode::BAD_REQUEST, code),
+                "{error:?}"
+            );
+            assert_eq!(error.fault(), Fault::Client);
+        }
+    }
+}

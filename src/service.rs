@@ -111,6 +111,8 @@ async fn public(
     tracing::info!(
         target: "gatehouse::access",
         peer = %conn.peer,
+        listener = conn.listener,
+        sni = conn.sni.as_deref().unwrap_or("-"),
         host = host.as_deref().unwrap_or("-"),
         %method,
         %path,

@@ -165,7 +165,7 @@ impl Validator<'_> {
         let tls = self.tls(&file.tls);
         let routes = self.routes(&file.routes);
         let storage = self.storage(&file.storage);
-        let upload = file.upload.as_ref().map(|u| self.upload(u, &routes));
+        let upload = file.upload.as_ref().map(|u| self.upload(u));
         let cache = self.cache(&file.cache);
         let ledger = Ledger {
             path: self.path(
@@ -412,8 +412,7 @@ impl Validator<'_> {
         out
     }
 
-    fn upload(&mut self, u: &Spanned<file::Upload>, routes: &[Route]) -> Option<Upload> {
-        let span = u.span();
+    fn upload(&mut self, u: &Spanned<file::Upload>) -> Option<Upload> {
         let u = u.get_ref();
         let route = u
             .route
@@ -486,20 +485,6 @@ impl Validator<'_> {
             DEFAULT_UPLOAD_MAX_FIELD_SIZE,
         );
         let forward = u.forward.unwrap_or(true);
-        if forward
-            && !routes.is_empty()
-            && !routes
-                .iter()
-                .any(|r| crate::router::path_matches(&r.path, &route))
-        {
-            // Not an error: the contract says forward with no matching route answers 201 itself.
-            let (line, column) = line_column(self.text, span.start);
-            tracing::debug!(
-                line,
-                column,
-                "upload.forward is true but no route matches upload.route"
-            );
-        }
         Some(Upload {
             route,
             field,

@@ -49,6 +49,60 @@ pub fn path_matches(prefix: &str, path: &str) -> bool {
     prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')
 }
 
+/// The path every routing decision (and the upstream) sees: percent-encoded unreserved
+/// characters decoded (`%70` -> `p`), other escapes kept (`%2F` stays), repeated slashes
+/// merged, and `.` / `..` segments resolved without climbing above the root. Without
+/// this, `/x/../products` or `//products` would slip past a prefix meant to cover them.
+pub fn normalize_path(path: &str) -> String {
+    let decoded = decode_unreserved(path);
+    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    out
+}
+
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                let c = (h * 16 + l) as u8;
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                    out.push(char::from(c));
+                } else {
+                    out.push('%');
+                    out.push(char::from(bytes[i + 1].to_ascii_uppercase()));
+                    out.push(char::from(bytes[i + 2].to_ascii_uppercase()));
+                }
+                i += 3;
+                continue;
+            }
+        }
+        out.push(char::from(bytes[i]));
+        i += 1;
+    }
+    out
+}
+
 /// `example.com:8443` -> `example.com`, `[::1]:8443` -> `[::1]`.
 pub fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
@@ -126,6 +180,28 @@ mod tests {
     fn no_route_means_none() {
         let router = Router::new(&[route("/api", Some("a.example"), "a:1")]);
         assert_eq!(upstream_of(&router, Some("b.example"), "/api"), None);
+    }
+
+    #[test]
+    fn paths_are_normalized_before_matching() {
+        for (raw, want) in [
+            ("/products", "/products"),
+            ("//products", "/products"),
+            ("/./products", "/products"),
+            ("/x/../products", "/products"),
+            ("/../../products", "/products"),
+            ("/%70roducts", "/products"),
+            ("/products%2f", "/products%2F"),
+            ("/products/.", "/products/"),
+            ("/products/", "/products/"),
+            ("/a/b/..", "/a/"),
+            ("/", "/"),
+            ("", "/"),
+            ("/caf%C3%A9", "/caf%C3%A9"),
+            ("/100%", "/100%"),
+        ] {
+            assert_eq!(normalize_path(raw), want, "{raw}");
+        }
     }
 
     #[test]

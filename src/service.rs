@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::header::{HeaderValue, HOST, STRICT_TRANSPORT_SECURITY};
+use http::header::{HeaderValue, CONTENT_TYPE, HOST, STRICT_TRANSPORT_SECURITY};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -73,16 +73,20 @@ pub async fn handle(
 async fn public(
     state: &State,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     trusted: bool,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
+    normalize_uri(&mut req);
     let path = req.uri().path().to_owned();
     let version = req.version();
     let host = request_host(&req);
 
-    let result = dispatch(state, conn, req, host.as_deref(), trusted).await;
+    let result = match check_host(&req, host.as_deref()) {
+        Ok(()) => dispatch(state, conn, req, host.as_deref(), trusted).await,
+        Err(message) => Ok(plain(StatusCode::BAD_REQUEST, message)),
+    };
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
@@ -139,8 +143,20 @@ async fn dispatch(
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
 
     if let Some(upload) = &state.upload {
-        if req.method() == Method::POST && path == upload.route() {
-            let upstream = state.router.find(host, upload.route()).map(|r| &r.upstream);
+        // Every multipart body at or under the upload route is an upload, whatever the
+        // method or spelling of the path; and any POST to the route itself is one.
+        let multipart = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/")
+            });
+        let is_post = req.method() == Method::POST;
+        if upload.covers(path) && (multipart || (is_post && upload.is_route(path))) {
+            let upstream = state.router.find(host, path).map(|r| &r.upstream);
             let forward = upload::Forward {
                 proxy: &state.proxy,
                 upstream: upstream.filter(|_| upload.forwards()),
@@ -184,6 +200,42 @@ async fn dispatch(
         }
     }
     Err(RequestError::NoRoute)
+}
+
+/// Route and forward the normalized path (see [`crate::router::normalize_path`]).
+fn normalize_uri<B>(req: &mut Request<B>) {
+    let path = req.uri().path();
+    let normalized = crate::router::normalize_path(path);
+    if normalized == path {
+        return;
+    }
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{normalized}?{q}"),
+        None => normalized,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+/// HTTP/1.1 needs exactly one valid `Host` (RFC 9112 §3.2); h2 has `:authority`.
+fn check_host<B>(req: &Request<B>, host: Option<&str>) -> Result<(), &'static str> {
+    let count = req.headers().get_all(HOST).iter().count();
+    if count > 1 {
+        return Err("more than one Host header");
+    }
+    if host.is_none()
+        && (count == 1
+            || req.version() == http::Version::HTTP_11
+            || req.version() == http::Version::HTTP_2)
+    {
+        return Err("a valid Host header is required");
+    }
+    Ok(())
 }
 
 /// The request's host: the h2 `:authority` (or an absolute-form URI), else `Host`; only

@@ -226,6 +226,23 @@ impl Handler {
         &self.config.route
     }
 
+    /// Is `path` (already normalized) the upload route or under it? Compared the way
+    /// lenient application frameworks route: case-insensitively, ignoring a trailing
+    /// slash and `;params` in segments. Anything such a framework would hand to its
+    /// upload handler must come through here first.
+    pub fn covers(&self, path: &str) -> bool {
+        let (route, path) = (canonical(&self.config.route), canonical(path));
+        path == route
+            || path
+                .strip_prefix(&route)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Is `path` the upload route itself (where any POST is an upload, multipart or not)?
+    pub fn is_route(&self, path: &str) -> bool {
+        canonical(path) == canonical(&self.config.route)
+    }
+
     pub fn forwards(&self) -> bool {
         self.config.forward
     }
@@ -516,6 +533,17 @@ impl Handler {
         .await;
         result.map_err(Error::Task)?
     }
+}
+
+/// Lowercase, `;params` dropped from each segment, no trailing slash.
+fn canonical(path: &str) -> String {
+    let joined = path
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("/")
+        .to_ascii_lowercase();
+    joined.trim_end_matches('/').to_owned()
 }
 
 fn check_type(data: &[u8], declared: image::Kind) -> Result<(), Error> {

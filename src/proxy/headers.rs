@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 
+use http::header::FORWARDED;
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, EXPECT, HOST, PROXY_AUTHENTICATE,
     PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
@@ -30,6 +31,9 @@ pub struct Forwarding {
     /// Keep and append to the client's `X-Forwarded-*` (only behind a trusted proxy).
     pub trust_forwarded: bool,
 }
+
+/// Another client-settable claim about the client's address, dropped like `X-Forwarded-*`.
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 const HOP_BY_HOP: [HeaderName; 9] = [
     CONNECTION,
@@ -77,6 +81,8 @@ pub fn upstream_request(
     if !fwd.trust_forwarded {
         headers.remove(X_FORWARDED_PROTO);
         headers.remove(X_FORWARDED_HOST);
+        headers.remove(FORWARDED);
+        headers.remove(X_REAL_IP);
     }
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR, v);
@@ -162,6 +168,8 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "http"),
             ("x-forwarded-host", "evil.example"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
         ]);
         upstream_request(
             &mut h,
@@ -174,6 +182,7 @@ mod tests {
         assert_eq!(h[X_FORWARDED_HOST], "shop.example:8443");
         assert_eq!(h[HOST], "shop.example:8443");
         assert_eq!(h[VIA], "2 gatehouse");
+        assert!(h.get(FORWARDED).is_none() && h.get(X_REAL_IP).is_none());
     }
 
     #[test]

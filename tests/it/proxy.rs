@@ -329,3 +329,28 @@ async fn connection_cap_stops_accepting_until_a_slot_frees() {
     let third = tokio::time::timeout(Duration::from_secs(5), client::raw_tls(gh_ref)).await;
     assert!(third.is_ok(), "a freed slot is reused ({https})");
 }
+
+#[tokio::test]
+async fn bad_host_headers_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let gh = proxy_to(&upstream.url(), "").await;
+    for head in [
+        "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: evil.com/../x\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: user@evil.com\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut tls = client::raw_tls(&gh).await;
+        tls.write_all(head.as_bytes()).await.expect("write");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 400"),
+            "{head:?} -> {}",
+            text.lines().next().unwrap_or("")
+        );
+    }
+    assert!(upstream.seen().is_empty());
+}

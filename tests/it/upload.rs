@@ -647,3 +647,71 @@ async fn concurrent_uploads_of_distinct_images_all_land() {
     assert_eq!(keys.len(), rows.len());
     assert_eq!(gh.ledger_len().await, rows.len());
 }
+
+#[tokio::test]
+async fn path_and_method_variants_cannot_bypass_validation() {
+    let upstream = Upstream::start().await;
+    let toml = format!(
+        "{LISTENERS}\n[[route]]\npath = \"/\"\nupstream = \"{}\"\n[upload]\nforward = true\n[storage]\nbackend = \"memory\"\n",
+        upstream.url()
+    );
+    let gh = Gatehouse::start(&toml).await;
+    let php = b"<?php system($_GET['c']); ?>";
+    for path in [
+        "/products",
+        "/products/",
+        "/PRODUCTS",
+        "//products",
+        "/./products",
+        "/x/../products",
+        "/%70roducts",
+        "/products;x",
+        "/products/.",
+        "/products/42",
+        "/Products/42/image",
+    ] {
+        for method in ["POST", "PUT", "PATCH"] {
+            let body = Form::new()
+                .file("image", "shell.php", "image/jpeg", php)
+                .finish();
+            let request = format!(
+                "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                form::content_type(),
+                body.len()
+            );
+            let response = raw_exchange(&gh, request.as_bytes(), &body).await;
+            assert!(
+                response.starts_with("HTTP/1.1 400") && response.contains("unsupported_type"),
+                "{method} {path}: {}",
+                response.lines().next().unwrap_or("")
+            );
+        }
+    }
+    assert!(
+        upstream.seen().is_empty(),
+        "no raw file reached the application"
+    );
+    // Requests without a file still reach the application.
+    let c = client::client(&gh, Proto::H2);
+    let r = c
+        .put(gh.url("/products/42"))
+        .json(&serde_json::json!({"name": "Lamp"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 200);
+    let r = c.get(gh.url("/products")).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(upstream.seen().len(), 2);
+}
+
+/// Send raw bytes over TLS (paths exactly as written) and read the whole answer.
+async fn raw_exchange(gh: &Gatehouse, head: &[u8], body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = client::raw_tls(gh).await;
+    tls.write_all(head).await.expect("write head");
+    tls.write_all(body).await.expect("write body");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}

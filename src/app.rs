@@ -65,7 +65,12 @@ impl App {
             Some(upload_config) => {
                 let store = storage::Store::from_config(&config.storage, config.timeouts.storage)?;
                 let ledger = ledger::Ledger::open(&config.ledger.path)?;
-                Some(upload::Handler::new(upload_config.clone(), store, ledger))
+                Some(upload::Handler::new(
+                    upload_config.clone(),
+                    config.timeouts.upload_body,
+                    store,
+                    ledger,
+                ))
             }
             None => None,
         };

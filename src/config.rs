@@ -170,6 +170,8 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
     pub storage: Duration,
+    /// The whole multipart body of an upload must arrive within this.
+    pub upload_body: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -182,6 +184,7 @@ impl Default for Timeouts {
             upstream_connect: Duration::from_secs(5),
             upstream_response: Duration::from_secs(60),
             storage: Duration::from_secs(30),
+            upload_body: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }
     }

@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
 
 const TREE: &str = "uploads/v1";
@@ -81,6 +83,9 @@ pub struct Record {
 pub struct Ledger {
     db: sled::Db,
     tree: sled::Tree,
+    /// The next id: one past the last record, so ids are dense across restarts (sled's
+    /// own `generate_id` jumps by a million-sized block at every open).
+    next_id: std::sync::Arc<AtomicU64>,
 }
 
 impl Ledger {
@@ -91,7 +96,15 @@ impl Ledger {
                 .cache_capacity(16 * 1024 * 1024)
                 .open()?;
             let tree = db.open_tree(TREE)?;
-            Ok(Ledger { db, tree })
+            let last = match tree.last()? {
+                Some((key, _)) => u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8])),
+                None => 0,
+            };
+            Ok(Ledger {
+                db,
+                tree,
+                next_id: std::sync::Arc::new(AtomicU64::new(last + 1)),
+            })
         };
         open().map_err(|source| Error::Open {
             path: path.to_owned(),
@@ -102,7 +115,7 @@ impl Ledger {
     /// Record an upload and flush it to disk.
     pub async fn insert(&self, new: NewRecord) -> Result<Record, Error> {
         // Ids start at 1, so `after=0` means "from the beginning".
-        let id = self.db.generate_id()? + 1;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let record = Record {
             id,
             key: new.key,

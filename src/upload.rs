@@ -78,6 +78,8 @@ pub enum Error {
     FileTooLarge { limit: u64 },
     #[error("request body over {limit} bytes")]
     BodyTooLarge { limit: u64 },
+    #[error("request body not received within {after:?}")]
+    BodyTimeout { after: Duration },
     #[error("file type not allowed: {reason}")]
     UnsupportedType { reason: String },
     #[error("file content is {detected} but the name says {declared}")]
@@ -100,7 +102,7 @@ pub enum Error {
 impl Error {
     pub fn fault(&self) -> Fault {
         match self.status_and_code().0 {
-            StatusCode::BAD_REQUEST => Fault::Client,
+            StatusCode::BAD_REQUEST | StatusCode::REQUEST_TIMEOUT => Fault::Client,
             _ => Fault::Internal,
         }
     }
@@ -119,6 +121,7 @@ impl Error {
             Error::PartHeaderTooLarge { .. } => (bad, "part_header_too_large"),
             Error::FieldTooLarge { .. } => (bad, "field_too_large"),
             Error::FileTooLarge { .. } | Error::BodyTooLarge { .. } => (bad, "file_too_large"),
+            Error::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Error::UnsupportedType { .. } => (bad, "unsupported_type"),
             Error::TypeMismatch { .. } => (bad, "type_mismatch"),
             Error::CorruptImage(e) => match e {
@@ -160,8 +163,17 @@ impl Error {
             },
             Error::Storage(_) => "storage is unavailable; try again later".to_owned(),
             Error::Ledger(_) | Error::Task(_) => "internal error; try again later".to_owned(),
-            Error::FileTooLarge { limit } | Error::BodyTooLarge { limit } => {
+            Error::FileTooLarge { limit } => {
                 format!("the file is larger than the limit of {limit} bytes")
+            }
+            Error::BodyTooLarge { limit } => {
+                format!("the request body is larger than the limit of {limit} bytes for an upload")
+            }
+            Error::BodyTimeout { after } => {
+                format!(
+                    "the upload did not arrive within {} seconds",
+                    after.as_secs()
+                )
             }
             Error::TypeMismatch { declared, detected } => {
                 format!("the file name says {declared} but the content is {detected}")
@@ -197,6 +209,7 @@ pub struct Forward<'a> {
 #[derive(Debug)]
 pub struct Handler {
     config: config::Upload,
+    body_deadline: Duration,
     store: Store,
     ledger: Ledger,
     slots: Semaphore,
@@ -211,10 +224,16 @@ struct Received {
 }
 
 impl Handler {
-    pub fn new(config: config::Upload, store: Store, ledger: Ledger) -> Handler {
+    pub fn new(
+        config: config::Upload,
+        body_deadline: Duration,
+        store: Store,
+        ledger: Ledger,
+    ) -> Handler {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Handler {
             config,
+            body_deadline,
             store,
             ledger,
             slots: Semaphore::new(MAX_CONCURRENT_UPLOADS),
@@ -292,10 +311,10 @@ impl Handler {
             .await
             .expect("the upload semaphore is never closed");
 
-        let over_limit = Arc::new(AtomicBool::new(false));
-        let stream = pump(body, max_body, Arc::clone(&over_limit));
+        let flags = Arc::new(PumpFlags::default());
+        let stream = pump(body, max_body, self.body_deadline, Arc::clone(&flags));
         let mut multipart = multer::Multipart::new(stream, boundary);
-        let (received, kept) = match self.read_form(&mut multipart, &over_limit).await {
+        let (received, kept) = match self.read_form(&mut multipart, &flags).await {
             Ok(read) => read,
             Err(error) => return Err(error.into()),
         };
@@ -371,12 +390,17 @@ impl Handler {
     async fn read_form(
         &self,
         multipart: &mut multer::Multipart<'_>,
-        over_limit: &AtomicBool,
+        flags: &PumpFlags,
     ) -> Result<(Received, Vec<Part>), Error> {
         let classify = |e: multer::Error| {
-            if over_limit.load(Ordering::Relaxed) {
+            if flags.over_limit.load(Ordering::Relaxed) {
                 return Error::BodyTooLarge {
                     limit: self.config.max_body(),
+                };
+            }
+            if flags.timed_out.load(Ordering::Relaxed) {
+                return Error::BodyTimeout {
+                    after: self.body_deadline,
                 };
             }
             match e {
@@ -567,10 +591,17 @@ fn mismatch(declared: image::Kind, detected: image::Kind) -> Error {
     }
 }
 
-/// Marker error: the body passed its cap.
+/// Marker error: the body passed its cap or its deadline (the flags say which).
 #[derive(Debug, thiserror::Error)]
-#[error("request body over its limit")]
-struct OverLimit;
+#[error("request body refused by the pump")]
+struct Refused;
+
+/// What the pump saw, for the parser's error to be classified.
+#[derive(Debug, Default)]
+struct PumpFlags {
+    over_limit: AtomicBool,
+    timed_out: AtomicBool,
+}
 
 /// Feed the body to the multipart parser through a small channel, counting bytes. Past
 /// `max` it flags `over_limit`, ends the stream with an error and lingers; when the parser
@@ -578,14 +609,26 @@ struct OverLimit;
 fn pump(
     body: Incoming,
     max: u64,
-    over_limit: Arc<AtomicBool>,
+    within: Duration,
+    flags: Arc<PumpFlags>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, crate::http::BoxError>> + Send + 'static {
     let (tx, rx) = mpsc::channel::<Result<Bytes, crate::http::BoxError>>(4);
     tokio::spawn(async move {
         let mut body = body;
         let mut total = 0u64;
+        // The whole body must arrive by then: a stalled or trickling client cannot hold
+        // an upload slot (and, on HTTP/1.1, its connection) open for ever.
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            match body.frame().await {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => {
+                    flags.timed_out.store(true, Ordering::Relaxed);
+                    let _ = tx.send(Err(Box::new(Refused))).await;
+                    return;
+                }
+            };
+            match frame {
                 None => return,
                 Some(Err(e)) => {
                     let _ = tx.send(Err(Box::new(e))).await;
@@ -597,8 +640,8 @@ fn pump(
                     };
                     total += data.len() as u64;
                     if total > max {
-                        over_limit.store(true, Ordering::Relaxed);
-                        let _ = tx.send(Err(Box::new(OverLimit))).await;
+                        flags.over_limit.store(true, Ordering::Relaxed);
+                        let _ = tx.send(Err(Box::new(Refused))).await;
                         drop(tx);
                         linger(body).await;
                         return;

@@ -147,6 +147,7 @@ pub struct Timeouts {
     pub upstream_connect: Option<Spanned<String>>,
     pub upstream_response: Option<Spanned<String>>,
     pub storage: Option<Spanned<String>>,
+    pub upload_body: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
 }
 

@@ -200,6 +200,11 @@ impl Validator<'_> {
                 d.upstream_response,
             ),
             storage: self.duration(t.storage.as_ref(), "timeouts.storage", d.storage),
+            upload_body: self.duration(
+                t.upload_body.as_ref(),
+                "timeouts.upload_body",
+                d.upload_body,
+            ),
             shutdown_grace: self.duration(
                 t.shutdown_grace.as_ref(),
                 "timeouts.shutdown_grace",

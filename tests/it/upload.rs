@@ -715,3 +715,30 @@ async fn raw_exchange(gh: &Gatehouse, head: &[u8], body: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn a_stalled_upload_body_is_cut_off_with_408() {
+    let gh = Gatehouse::start(&upload_config(
+        "[storage]\nbackend = \"memory\"\n[timeouts]\nupload_body = \"1s\"\n",
+    ))
+    .await;
+    let head = format!(
+        "POST /products HTTP/1.1\r\nHost: localhost\r\nContent-Type: {}\r\nContent-Length: 100000\r\n\r\n",
+        form::content_type()
+    );
+    let started = std::time::Instant::now();
+    // Ten bytes of a 100000-byte body, then nothing.
+    let response = raw_exchange(
+        &gh,
+        head.as_bytes(),
+        &format!("--{}", form::BOUNDARY).as_bytes()[..10],
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("request_timeout"), "{response}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered at the deadline"
+    );
+    assert_eq!(gh.ledger_len().await, 0);
+}

@@ -620,13 +620,10 @@ fn pump(
         // an upload slot (and, on HTTP/1.1, its connection) open for ever.
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(frame) => frame,
-                Err(_) => {
-                    flags.timed_out.store(true, Ordering::Relaxed);
-                    let _ = tx.send(Err(Box::new(Refused))).await;
-                    return;
-                }
+            let Ok(frame) = tokio::time::timeout_at(deadline, body.frame()).await else {
+                flags.timed_out.store(true, Ordering::Relaxed);
+                let _ = tx.send(Err(Box::new(Refused))).await;
+                return;
             };
             match frame {
                 None => return,

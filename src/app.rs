@@ -68,6 +68,11 @@ impl App {
                 Some(upload::Handler::new(
                     upload_config.clone(),
                     config.timeouts.upload_body,
+                    config
+                        .routes
+                        .iter()
+                        .filter_map(|r| r.host.clone())
+                        .collect(),
                     store,
                     ledger,
                 ))

@@ -164,6 +164,12 @@ impl Store {
         matches!(self.base, PublicBase::Media(_))
     }
 
+    /// Are public URLs built from the request's host (no `public_url`, objects served by
+    /// Gatehouse itself)?
+    pub fn url_uses_request_host(&self) -> bool {
+        matches!(self.base, PublicBase::Media(None))
+    }
+
     /// The key for content with this hash and detected extension.
     pub fn key_for(&self, sha256_hex: &str, extension: &str) -> String {
         format!("{}{sha256_hex}.{extension}", self.prefix)

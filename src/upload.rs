@@ -58,6 +58,8 @@ const MAX_CONCURRENT_UPLOADS: usize = 64;
 pub enum Error {
     #[error("request is not multipart/form-data with a boundary")]
     NotMultipart,
+    #[error("host {host:?} is not one stored URLs may name")]
+    UntrustedHost { host: String },
     #[error("malformed multipart body")]
     Malformed(#[source] multer::Error),
     #[error("request body ended before the multipart form was complete")]
@@ -114,6 +116,7 @@ impl Error {
             Error::NotMultipart | Error::Malformed(_) | Error::Truncated(_) => {
                 (bad, "malformed_multipart")
             }
+            Error::UntrustedHost { .. } => (bad, "untrusted_host"),
             Error::MissingFile { .. } => (bad, "missing_file"),
             Error::DuplicateFile { .. } => (bad, "duplicate_file"),
             Error::UnexpectedFile { .. } => (bad, "unexpected_file"),
@@ -147,6 +150,10 @@ impl Error {
     pub fn client_message(&self) -> String {
         match self {
             Error::NotMultipart => "send the upload as multipart/form-data".to_owned(),
+            Error::UntrustedHost { host } => format!(
+                "uploads through the host {host:?} are not accepted: stored URLs would name it \
+                 (the operator sets storage.public_url, or a [[route]] host)"
+            ),
             Error::Malformed(e) => format!("the multipart form is malformed: {e}"),
             Error::Truncated(_) => {
                 "the request body ended before the multipart form was complete".to_owned()
@@ -210,6 +217,8 @@ pub struct Forward<'a> {
 pub struct Handler {
     config: config::Upload,
     body_deadline: Duration,
+    /// Hosts a stored URL may name when it is built from the request (lowercase, no port).
+    trusted_hosts: Vec<String>,
     store: Store,
     ledger: Ledger,
     slots: Semaphore,
@@ -224,16 +233,29 @@ struct Received {
 }
 
 impl Handler {
+    /// `trusted_hosts`: besides loopback names, the hosts a URL built from the request may
+    /// name (the configured route hosts).
     pub fn new(
         config: config::Upload,
         body_deadline: Duration,
+        trusted_hosts: Vec<String>,
         store: Store,
         ledger: Ledger,
     ) -> Handler {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        if store.url_uses_request_host() {
+            tracing::warn!(
+                "stored URLs are built from the request host (localhost or a [[route]] host); \
+                 set storage.public_url for a public site"
+            );
+        }
         Handler {
             config,
             body_deadline,
+            trusted_hosts: trusted_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             store,
             ledger,
             slots: Semaphore::new(MAX_CONCURRENT_UPLOADS),
@@ -260,6 +282,20 @@ impl Handler {
     /// Is `path` the upload route itself (where any POST is an upload, multipart or not)?
     pub fn is_route(&self, path: &str) -> bool {
         canonical(path) == canonical(&self.config.route)
+    }
+
+    /// May a URL built from this request host name it? Loopback names, and the hosts
+    /// the configuration names; never whatever a client happens to send.
+    fn host_trusted(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return false };
+        let name = crate::router::strip_port(host).to_ascii_lowercase();
+        let ip = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>();
+        name == "localhost"
+            || ip.is_ok_and(|ip| ip.is_loopback())
+            || self.trusted_hosts.contains(&name)
     }
 
     pub fn forwards(&self) -> bool {
@@ -292,7 +328,11 @@ impl Handler {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let untrusted = self.store.url_uses_request_host() && !self.host_trusted(host);
         let early = match (&boundary, declared_length) {
+            _ if untrusted => Some(Error::UntrustedHost {
+                host: host.unwrap_or("").to_owned(),
+            }),
             (None, _) => Some(Error::NotMultipart),
             (_, Some(n)) if n > max_body => Some(Error::BodyTooLarge { limit: max_body }),
             _ => None,

@@ -742,3 +742,35 @@ async fn a_stalled_upload_body_is_cut_off_with_408() {
     );
     assert_eq!(gh.ledger_len().await, 0);
 }
+
+#[tokio::test]
+async fn stored_urls_never_name_a_host_the_client_chose() {
+    let gh = Gatehouse::start(&upload_config("[storage]\nbackend = \"memory\"")).await;
+    let body = Form::new()
+        .file("image", "a.jpg", "image/jpeg", &plain_jpeg())
+        .finish();
+    let head = format!(
+        "POST /products HTTP/1.1\r\nHost: evil.example\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        form::content_type(),
+        body.len()
+    );
+    let response = raw_exchange(&gh, head.as_bytes(), &body).await;
+    assert!(
+        response.starts_with("HTTP/1.1 400") && response.contains("untrusted_host"),
+        "{response}"
+    );
+    assert_eq!(gh.ledger_len().await, 0);
+
+    // With a public_url the request host does not matter: the URL names the CDN.
+    let gh = Gatehouse::start(&upload_config(
+        "[storage]\nbackend = \"memory\"\npublic_url = \"https://cdn.example.com\"",
+    ))
+    .await;
+    let head = head.replace("evil.example", "whatever.example");
+    let response = raw_exchange(&gh, head.as_bytes(), &body).await;
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(
+        response.contains("\"url\":\"https://cdn.example.com/media/products/"),
+        "{response}"
+    );
+}

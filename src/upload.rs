@@ -62,6 +62,8 @@ pub enum Error {
     UntrustedHost { host: String },
     #[error("malformed multipart body")]
     Malformed(#[source] multer::Error),
+    #[error("malformed form part: {reason}")]
+    BadPart { reason: &'static str },
     #[error("request body ended before the multipart form was complete")]
     Truncated(#[source] multer::Error),
     #[error("no file in field {field:?}")]
@@ -113,9 +115,10 @@ impl Error {
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         let bad = StatusCode::BAD_REQUEST;
         match self {
-            Error::NotMultipart | Error::Malformed(_) | Error::Truncated(_) => {
-                (bad, "malformed_multipart")
-            }
+            Error::NotMultipart
+            | Error::Malformed(_)
+            | Error::Truncated(_)
+            | Error::BadPart { .. } => (bad, "malformed_multipart"),
             Error::UntrustedHost { .. } => (bad, "untrusted_host"),
             Error::MissingFile { .. } => (bad, "missing_file"),
             Error::DuplicateFile { .. } => (bad, "duplicate_file"),
@@ -155,6 +158,7 @@ impl Error {
                  (the operator sets storage.public_url, or a [[route]] host)"
             ),
             Error::Malformed(e) => format!("the multipart form is malformed: {e}"),
+            Error::BadPart { reason } => format!("the multipart form is malformed: {reason}"),
             Error::Truncated(_) => {
                 "the request body ended before the multipart form was complete".to_owned()
             }
@@ -444,6 +448,11 @@ impl Handler {
                 };
             }
             match e {
+                multer::Error::ReadHeaderFailed(httparse::Error::TooManyHeaders) => {
+                    Error::PartHeaderTooLarge {
+                        limit: MAX_PART_HEADER_BYTES,
+                    }
+                }
                 multer::Error::IncompleteStream
                 | multer::Error::IncompleteFieldData { .. }
                 | multer::Error::IncompleteHeaders
@@ -471,11 +480,16 @@ impl Handler {
                     limit: MAX_PART_HEADER_BYTES,
                 });
             }
-            let disposition = field
-                .headers()
-                .get(CONTENT_DISPOSITION)
-                .map(|v| policy::parse_disposition(v.as_bytes()))
-                .unwrap_or_default();
+            let mut dispositions = field.headers().get_all(CONTENT_DISPOSITION).iter();
+            let (Some(value), None) = (dispositions.next(), dispositions.next()) else {
+                return Err(Error::BadPart {
+                    reason: "each part needs exactly one Content-Disposition",
+                });
+            };
+            let disposition =
+                policy::parse_disposition(value.as_bytes()).map_err(|e| Error::BadPart {
+                    reason: e.message(),
+                })?;
             let name = disposition.name.unwrap_or_default();
             if name == self.config.field {
                 if file.is_some() {
@@ -522,13 +536,14 @@ impl Handler {
         filename: String,
         classify: &impl Fn(multer::Error) -> Error,
     ) -> Result<Received, Error> {
-        let first = field.chunk().await.map_err(classify)?;
-        if filename.is_empty() && first.as_ref().is_none_or(|c| c.is_empty()) {
-            // A browser form submitted with no file chosen.
+        if filename.is_empty() {
+            // No filename: a browser form submitted with no file chosen, or a text field
+            // where the file belongs. Either way there is no file.
             return Err(Error::MissingFile {
                 field: self.config.field.clone(),
             });
         }
+        let first = field.chunk().await.map_err(classify)?;
         let extension = policy::extension(&filename).ok_or_else(|| Error::UnsupportedType {
             reason: format!("the file name {filename:?} has no extension"),
         })?;

@@ -13,15 +13,38 @@ pub struct Disposition {
     pub filename: Option<String>,
 }
 
-pub fn parse_disposition(value: &[u8]) -> Disposition {
+/// Why a `Content-Disposition` is refused: ambiguity is how filters get bypassed (one
+/// parser reads `filename="a.php"`, another the later `filename="b.jpg"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispositionError {
+    NotFormData,
+    RepeatedParameter,
+    ControlCharacter,
+}
+
+impl DispositionError {
+    pub fn message(self) -> &'static str {
+        match self {
+            DispositionError::NotFormData => "a part's Content-Disposition is not form-data",
+            DispositionError::RepeatedParameter => {
+                "a part's Content-Disposition repeats a parameter"
+            }
+            DispositionError::ControlCharacter => {
+                "a part's name or filename contains control characters"
+            }
+        }
+    }
+}
+
+pub fn parse_disposition(value: &[u8]) -> Result<Disposition, DispositionError> {
     let mut out = Disposition::default();
     let mut extended: Option<String> = None;
     let mut rest = value;
-    // Skip the disposition type (`form-data`).
-    match rest.iter().position(|b| *b == b';') {
-        Some(i) => rest = &rest[i + 1..],
-        None => return out,
+    let kind_end = rest.iter().position(|b| *b == b';').unwrap_or(rest.len());
+    if !trim_end(trim_start(&rest[..kind_end])).eq_ignore_ascii_case(b"form-data") {
+        return Err(DispositionError::NotFormData);
     }
+    rest = rest.get(kind_end + 1..).unwrap_or(&[]);
     while !rest.is_empty() {
         let trimmed = trim_start(rest);
         let Some(eq) = trimmed.iter().position(|b| *b == b'=') else {
@@ -59,18 +82,35 @@ pub fn parse_disposition(value: &[u8]) -> Disposition {
             };
             (trim_end(&after[..end]).to_vec(), next)
         };
-        match key.as_str() {
-            "name" => out.name = Some(String::from_utf8_lossy(&raw).into_owned()),
-            "filename" => out.filename = Some(String::from_utf8_lossy(&raw).into_owned()),
-            "filename*" => extended = decode_ext_value(&raw),
-            _ => {}
+        let slot = match key.as_str() {
+            "name" => Some(&mut out.name),
+            "filename" => Some(&mut out.filename),
+            "filename*" => Some(&mut extended),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            if slot.is_some() {
+                return Err(DispositionError::RepeatedParameter);
+            }
+            let value = if key == "filename*" {
+                decode_ext_value(&raw)
+            } else {
+                Some(String::from_utf8_lossy(&raw).into_owned())
+            };
+            if value
+                .as_deref()
+                .is_some_and(|v| v.chars().any(char::is_control))
+            {
+                return Err(DispositionError::ControlCharacter);
+            }
+            *slot = value.or(Some(String::new()));
         }
         rest = next;
     }
-    if extended.is_some() {
+    if extended.as_deref().is_some_and(|e| !e.is_empty()) {
         out.filename = extended;
     }
-    out
+    Ok(out)
 }
 
 /// RFC 5987 `charset'lang'percent-encoded`.
@@ -137,7 +177,32 @@ mod tests {
     use super::*;
 
     fn d(v: &str) -> Disposition {
-        parse_disposition(v.as_bytes())
+        parse_disposition(v.as_bytes()).expect("valid disposition")
+    }
+
+    #[test]
+    fn ambiguous_dispositions_are_refused() {
+        let e = |v: &str| parse_disposition(v.as_bytes()).expect_err(v);
+        assert_eq!(
+            e(r#"form-data; name="image"; filename="a.php"; filename="b.jpg""#),
+            DispositionError::RepeatedParameter
+        );
+        assert_eq!(
+            e(r#"form-data; name="a"; name="b""#),
+            DispositionError::RepeatedParameter
+        );
+        assert_eq!(
+            e(r#"attachment; name="image"; filename="a.jpg""#),
+            DispositionError::NotFormData
+        );
+        assert_eq!(
+            e("form-data; name=\"image\"; filename*=UTF-8''shell.php%00.jpg"),
+            DispositionError::ControlCharacter
+        );
+        assert_eq!(
+            e("form-data; name=\"image\"; filename=\"a\rb.jpg\""),
+            DispositionError::ControlCharacter
+        );
     }
 
     #[test]
@@ -175,9 +240,7 @@ mod tests {
 
     #[test]
     fn raw_utf8_filename() {
-        let v = parse_disposition(
-            "form-data; name=\"image\"; filename=\"café menu (1).png\"".as_bytes(),
-        );
+        let v = d("form-data; name=\"image\"; filename=\"café menu (1).png\"");
         assert_eq!(v.filename.as_deref(), Some("café menu (1).png"));
     }
 

@@ -774,3 +774,55 @@ async fn stored_urls_never_name_a_host_the_client_chose() {
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn ambiguous_parts_are_refused() {
+    let (gh, c) = memory_gatehouse().await;
+    let jpeg = plain_jpeg();
+    let part = |disposition: &str| {
+        let mut body = format!(
+            "--{}\r\n{disposition}\r\nContent-Type: image/jpeg\r\n\r\n",
+            form::BOUNDARY
+        )
+        .into_bytes();
+        body.extend_from_slice(&jpeg);
+        body.extend_from_slice(format!("\r\n--{}--\r\n", form::BOUNDARY).as_bytes());
+        body
+    };
+    for (disposition, want) in [
+        (
+            r#"Content-Disposition: form-data; name="image"; filename="a.php"; filename="b.jpg""#,
+            "malformed_multipart",
+        ),
+        (
+            r#"Content-Disposition: attachment; name="image"; filename="b.jpg""#,
+            "malformed_multipart",
+        ),
+        (
+            "Content-Disposition: form-data; name=\"image\"; filename*=UTF-8''shell.php%00.jpg",
+            "malformed_multipart",
+        ),
+        (
+            r#"Content-Disposition: form-data; name="image""#,
+            "missing_file",
+        ),
+    ] {
+        let (status, json) = post(&c, &gh, part(disposition)).await;
+        assert_eq!((status, code(&json)), (400, want), "{disposition}: {json}");
+    }
+    let mut many = format!(
+        "--{}\r\nContent-Disposition: form-data; name=\"n\"\r\n",
+        form::BOUNDARY
+    );
+    for i in 0..100 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str(&format!("\r\nv\r\n--{}--\r\n", form::BOUNDARY));
+    let (status, json) = post(&c, &gh, many.into_bytes()).await;
+    assert_eq!(
+        (status, code(&json)),
+        (400, "part_header_too_large"),
+        "{json}"
+    );
+    assert_eq!(gh.ledger_len().await, 0);
+}

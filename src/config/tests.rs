@@ -182,7 +182,7 @@ fn s3_backend_needs_a_bucket() {
 
 #[test]
 fn s3_endpoint_must_be_a_url() {
-    let p = problems("[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\nendpoint = \"127.0.0.1:9000\"\n");
+    let p = problems("[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"bkt\"\nendpoint = \"127.0.0.1:9000\"\n");
     assert!(p[0].contains("storage.s3.endpoint"), "{p:?}");
 }
 
@@ -224,4 +224,10 @@ fn relative_paths_resolve_against_the_config_directory() {
 fn syntax_error_reports_its_place() {
     let p = problems("[server\nhttps = 1\n");
     assert!(p[0].starts_with("1:"), "{p:?}");
+}
+
+#[test]
+fn s3_bucket_name_must_follow_s3_rules() {
+    let p = problems("[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"Bad_Bucket\"\n");
+    assert!(p[0].starts_with("4:10: storage.s3.bucket: \"Bad_Bucket\" is not an S3 bucket name"), "{p:?}");
 }

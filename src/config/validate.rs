@@ -545,14 +545,23 @@ impl Validator<'_> {
                     self.error(
                         span,
                         "storage.s3",
-                        "backend = \"s3\" needs a [storage.s3] table with bucket and region",
+                        "backend = \"s3\" needs a [storage.s3] table with a bucket",
                     );
                     return None;
                 };
                 let bucket = match &s3.bucket {
-                    Some(b) if !b.get_ref().trim().is_empty() => {
-                        Some(b.get_ref().trim().to_owned())
+                    Some(b) if !b.get_ref().trim().is_empty() && !valid_bucket(b.get_ref()) => {
+                        self.error(
+                            b.span(),
+                            "storage.s3.bucket",
+                            format!(
+                                "{:?} is not an S3 bucket name (3-63 characters: lowercase letters, digits, '.', '-')",
+                                b.get_ref()
+                            ),
+                        );
+                        None
                     }
+                    Some(b) if !b.get_ref().trim().is_empty() => Some(b.get_ref().to_owned()),
                     other => {
                         let span = other
                             .as_ref()
@@ -640,6 +649,14 @@ impl Validator<'_> {
         };
         Cache { backend, max_entry }
     }
+}
+
+/// S3 bucket naming rules (the ones a typo breaks).
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// `http://host:port` (or https) with no path, query or credentials.

@@ -604,7 +604,7 @@ async fn upstream_down_gives_502_after_storing() {
 async fn storage_outage_gives_503_and_records_nothing() {
     let port = crate::support::process::free_port();
     let storage = format!(
-        "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:{port}\"\n[timeouts]\nstorage = \"3s\"\n"
+        "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"bkt\"\nendpoint = \"http://127.0.0.1:{port}\"\n[timeouts]\nstorage = \"3s\"\n"
     );
     crate::s3::require_aws_test_credentials();
     let gh = Gatehouse::start(&upload_config(&storage)).await;

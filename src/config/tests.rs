@@ -229,5 +229,8 @@ fn syntax_error_reports_its_place() {
 #[test]
 fn s3_bucket_name_must_follow_s3_rules() {
     let p = problems("[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"Bad_Bucket\"\n");
-    assert!(p[0].starts_with("4:10: storage.s3.bucket: \"Bad_Bucket\" is not an S3 bucket name"), "{p:?}");
+    assert!(
+        p[0].starts_with("4:10: storage.s3.bucket: \"Bad_Bucket\" is not an S3 bucket name"),
+        "{p:?}"
+    );
 }

@@ -53,12 +53,15 @@ fn rendered() -> &'static Rendered {
     })
 }
 
-/// The page, posting to `route` (the upload route, when uploads are configured).
-pub fn page(route: Option<&str>) -> Response<Body> {
+/// The page, posting to `route` with the size limit `max_bytes` shown (the upload
+/// configuration, when there is one).
+pub fn page(route: Option<&str>, max_bytes: u64) -> Response<Body> {
     let page = rendered();
     let html = page
         .template
-        .replace("{{ROUTE}}", &html_escape(route.unwrap_or("/products")));
+        .replace("{{ROUTE}}", &html_escape(route.unwrap_or("/products")))
+        .replace("{{MAX_BYTES}}", &max_bytes.to_string())
+        .replace("{{LIMIT}}", &human_size(max_bytes));
     let mut response = Response::new(full(html));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -72,9 +75,33 @@ pub fn page(route: Option<&str>) -> Response<Body> {
     response
 }
 
+/// `2097152` -> `2 MiB`, `1500000` -> `1.4 MiB`, `65536` -> `64 KiB`.
+fn human_size(bytes: u64) -> String {
+    let (value, unit) = if bytes >= 1 << 20 {
+        (bytes as f64 / f64::from(1u32 << 20), "MiB")
+    } else if bytes >= 1 << 10 {
+        (bytes as f64 / 1024.0, "KiB")
+    } else {
+        return format!("{bytes} bytes");
+    };
+    let text = format!("{value:.1}");
+    format!("{} {unit}", text.trim_end_matches(".0"))
+}
+
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_like_the_config() {
+        assert_eq!(super::human_size(2 * 1024 * 1024), "2 MiB");
+        assert_eq!(super::human_size(1_500_000), "1.4 MiB");
+        assert_eq!(super::human_size(65_536), "64 KiB");
+        assert_eq!(super::human_size(100), "100 bytes");
+    }
 }

@@ -190,7 +190,9 @@ async fn dispatch(
     }
     if read && state.config.demo_page {
         if path == "/" {
-            return Ok(demo::page(state.upload.as_ref().map(|u| u.route())));
+            let upload = state.config.upload.as_ref();
+            let max = upload.map_or(crate::config::DEFAULT_UPLOAD_MAX_SIZE, |u| u.max_size);
+            return Ok(demo::page(upload.map(|u| u.route.as_str()), max));
         }
         if path == "/favicon.ico" {
             // The page has no icon; answer "nothing" rather than a 404 in every console.

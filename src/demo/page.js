@@ -1,7 +1,7 @@
 "use strict";
 (function () {
-  var MAX = 2 * 1024 * 1024;
   var form = document.getElementById("upload");
+  var MAX = Number(form.dataset.maxBytes) || 2 * 1024 * 1024;
   var file = document.getElementById("image");
   var picked = document.getElementById("picked");
   var submit = document.getElementById("submit");
@@ -24,7 +24,7 @@
     picked.textContent = f.name + " — " + size(f.size);
     if (f.size > MAX) {
       picked.className = "hint warn";
-      picked.textContent += " (over 2 MiB: the server will refuse it)";
+      picked.textContent += " (over " + size(MAX) + ": the server will refuse it)";
     }
   });
 

@@ -50,5 +50,8 @@ cargo fmt --all -- --check
 say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+say "criterion benches, once each as a smoke test (measure with: cargo bench)"
+cargo test --benches
+
 say "cargo test"
-cargo test --all-targets
+cargo test --lib --bins --tests

@@ -145,15 +145,13 @@ async fn dispatch(
     if let Some(upload) = &state.upload {
         // Every multipart body at or under the upload route is an upload, whatever the
         // method or spelling of the path; and any POST to the route itself is one.
-        let multipart = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                ct.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("multipart/")
-            });
+        // Any Content-Type header that mentions multipart counts, read as raw bytes: a
+        // non-ASCII byte or a second, innocent Content-Type must not hide a form.
+        let multipart = req.headers().get_all(CONTENT_TYPE).iter().any(|ct| {
+            ct.as_bytes()
+                .windows(b"multipart".len())
+                .any(|w| w.eq_ignore_ascii_case(b"multipart"))
+        });
         let is_post = req.method() == Method::POST;
         if upload.covers(path) && (multipart || (is_post && upload.is_route(path))) {
             let upstream = state.router.find(host, path).map(|r| &r.upstream);

@@ -50,8 +50,11 @@ pub const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
 /// [`LINGER_TIME`]) so the client sees the answer instead of a reset; then close.
 const LINGER_BYTES: u64 = 4 * 1024 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(2);
-/// Uploads handled at once; each holds at most `max_body` bytes in memory.
-const MAX_CONCURRENT_UPLOADS: usize = 64;
+/// Uploads handled at once; each holds at most `max_body` bytes (about 4 MiB with the
+/// defaults) in memory, so this bounds upload memory near 1 GiB.
+const MAX_CONCURRENT_UPLOADS: usize = 256;
+/// How long an upload waits for a slot before `503 busy`.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
 
 /// Why an upload was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,8 @@ pub enum Error {
     CorruptImage(#[source] image::Error),
     #[error("the file is empty")]
     EmptyFile,
+    #[error("all upload slots are taken")]
+    Busy,
     #[error("storing the upload failed")]
     Storage(#[source] storage::Error),
     #[error("recording the upload failed")]
@@ -143,6 +148,7 @@ impl Error {
             },
             Error::EmptyFile => (bad, "corrupt_image"),
             Error::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Error::Ledger(_) | Error::Task(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -173,6 +179,7 @@ impl Error {
                 _ => format!("the image is corrupt or truncated: {e}"),
             },
             Error::Storage(_) => "storage is unavailable; try again later".to_owned(),
+            Error::Busy => "too many uploads at once; try again in a moment".to_owned(),
             Error::Ledger(_) | Error::Task(_) => "internal error; try again later".to_owned(),
             Error::FileTooLarge { limit } => {
                 format!("the file is larger than the limit of {limit} bytes")
@@ -349,11 +356,11 @@ impl Handler {
             return Err(error.into());
         }
         let boundary = boundary.expect("checked above");
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the upload semaphore is never closed");
+        let Ok(slot) = tokio::time::timeout(SLOT_WAIT, self.slots.acquire()).await else {
+            tokio::spawn(linger(body));
+            return Err(Error::Busy.into());
+        };
+        let _slot = slot.expect("the upload semaphore is never closed");
 
         let flags = Arc::new(PumpFlags::default());
         let stream = pump(body, max_body, self.body_deadline, Arc::clone(&flags));
@@ -615,10 +622,25 @@ impl Handler {
 }
 
 /// Lowercase, `;params` dropped from each segment, no trailing slash.
+///
+/// Deliberately more aggressive than routing: every escape is decoded (`%2F` and `%5C`
+/// too, which WSGI servers and nginx turn into separators), backslashes count as
+/// slashes, dot segments are resolved after that, and a format suffix on the segment
+/// (`/products.json`, as Rails routes it) is ignored.
 fn canonical(path: &str) -> String {
-    let joined = path
+    let decoded: Vec<u8> = percent_encoding::percent_decode(path.as_bytes()).collect();
+    let decoded = String::from_utf8_lossy(&decoded).replace('\\', "/");
+    let normalized = crate::router::normalize_path(&decoded);
+    let joined = normalized
         .split('/')
-        .map(|segment| segment.split(';').next().unwrap_or(""))
+        .map(|segment| {
+            let segment = segment.split(';').next().unwrap_or("");
+            // `name.ext` -> `name`, but a bare `.ext` segment stays as it is.
+            match segment.rsplit_once('.') {
+                Some((stem, _)) if !stem.is_empty() => stem,
+                _ => segment,
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
         .to_ascii_lowercase();

@@ -48,11 +48,36 @@ pub fn redirect<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
 /// A host name or IP literal, with an optional port: nothing that could turn the redirect
 /// into another URL (`/`, `@`, `?`, spaces).
 pub fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
-        })
+    if host.is_empty() || host.len() > 255 {
+        return false;
+    }
+    // `[v6]` or `[v6]:port`; else `name` or `name:port` with no other colon.
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("v6", Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    port_ok && name_ok
 }
 
 #[cfg(test)]
@@ -86,6 +111,35 @@ mod tests {
             location("[::1]:8080", "/x", 8443).as_deref(),
             Some("https://[::1]:8443/x")
         );
+    }
+
+    #[test]
+    fn host_syntax() {
+        for ok in [
+            "shop.example",
+            "shop.example:8443",
+            "127.0.0.1:8443",
+            "[::1]",
+            "[::1]:8443",
+            "localhost",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "[::1]evil.example",
+            "[::1]:443.evil.example",
+            "[::1]_x",
+            "localhost:99999999999",
+            "a.com:99999",
+            "a:b:c",
+            "[nope]",
+            "",
+            "evil.com/../x",
+            "user@evil.com",
+            "a.com:",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
     }
 
     #[test]

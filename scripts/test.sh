@@ -51,7 +51,7 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
 say "criterion benches, once each as a smoke test (measure with: cargo bench)"
-cargo test --benches
+cargo test --bench hot_paths
 
 say "cargo test"
 cargo test --lib --bins --tests

@@ -55,7 +55,14 @@ impl RequestError {
             },
             RequestError::Upload(e) => {
                 let (status, code) = e.status_and_code();
-                json_error(status, code, &e.client_message())
+                let mut response = json_error(status, code, &e.client_message());
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    response.headers_mut().insert(
+                        http::header::RETRY_AFTER,
+                        http::HeaderValue::from_static("5"),
+                    );
+                }
+                response
             }
         }
     }
@@ -94,10 +101,9 @@ mod tests {
         let storage = upload::Error::Storage(crate::storage::Error::Timeout {
             after: std::time::Duration::from_secs(1),
         });
-        assert_eq!(
-            status_and_body(storage.into()),
-            (503, "application/json".to_owned())
-        );
+        let response = RequestError::from(storage).into_response();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod headers;
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, Version};
+use http::{Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -102,7 +102,17 @@ impl Proxy {
             .expect("scheme, authority and path were each already valid");
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
+        // An HTTP/1.1 protocol upgrade (WebSocket): the `Upgrade` header is hop-by-hop, so
+        // it is carried across this hop explicitly, and the two upgraded connections are
+        // joined once the upstream answers 101.
+        let upgrade = (client_version == Version::HTTP_11)
+            .then(|| headers::requested_upgrade(req.headers()))
+            .flatten();
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         headers::upstream_request(req.headers_mut(), host, client_version, fwd);
+        if let Some(protocol) = &upgrade {
+            headers::restore_upgrade(req.headers_mut(), protocol);
+        }
 
         let upstream_name = upstream.to_string();
         let response =
@@ -135,12 +145,54 @@ impl Proxy {
                 }
                 Ok(Ok(response)) => response,
             };
+        let mut response = response;
+        if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
+            (client_upgrade, response.status())
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(join_upgraded(
+                client_upgrade,
+                upstream_upgrade,
+                upstream_name,
+            ));
+            let protocol = headers::requested_upgrade(response.headers());
+            let (mut parts, body) = response.into_parts();
+            headers::client_response(&mut parts.headers, client_version);
+            if let Some(protocol) = &protocol {
+                headers::restore_upgrade(&mut parts.headers, protocol);
+            }
+            return Ok(Response::from_parts(
+                parts,
+                body.map_err(BoxError::from).boxed(),
+            ));
+        }
         let (mut parts, body) = response.into_parts();
         headers::client_response(&mut parts.headers, client_version);
         Ok(Response::from_parts(
             parts,
             body.map_err(BoxError::from).boxed(),
         ))
+    }
+}
+
+/// Copy bytes both ways between an upgraded client connection and its upstream until
+/// either side closes.
+async fn join_upgraded(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    name: String,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::debug!(upstream = %name, %error, "protocol upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(upstream = %name, %error, "upgraded connection ended with an error");
     }
 }
 

@@ -61,6 +61,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The protocol a message asks to switch to (`Upgrade: websocket` with `upgrade` listed
+/// in `Connection`), if any.
+pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let listed = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    listed.then(|| headers.get(UPGRADE).cloned()).flatten()
+}
+
+/// Put back the upgrade headers that hop-by-hop stripping removed.
+pub fn restore_upgrade(headers: &mut HeaderMap, protocol: &HeaderValue) {
+    headers.insert(UPGRADE, protocol.clone());
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+}
+
 /// Rewrite a client request's headers for the upstream. `host` is the request's host
 /// (from `Host` or the h2 `:authority`), `version` the client's HTTP version.
 pub fn upstream_request(

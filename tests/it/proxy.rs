@@ -354,3 +354,44 @@ async fn bad_host_headers_are_refused() {
     }
     assert!(upstream.seen().is_empty());
 }
+
+#[tokio::test]
+async fn websocket_style_upgrades_are_proxied_both_ways() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let gh = proxy_to(&upstream.url(), "").await;
+    let mut tls = client::raw_tls(&gh).await;
+    tls.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut byte))
+            .await
+            .expect("101 in time")
+            .expect("read");
+        assert_eq!(
+            n,
+            1,
+            "connection closed before the 101: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    for message in [&b"ping"[..], b"second message", &[0u8, 255, 1, 254]] {
+        tls.write_all(message).await.expect("write");
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut echoed))
+            .await
+            .expect("echo in time")
+            .expect("read");
+        assert_eq!(echoed, message);
+    }
+}

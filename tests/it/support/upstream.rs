@@ -3,6 +3,7 @@
 //! - `POST /echo`: streams the request body back unchanged (nothing buffered).
 //! - `GET /bytes/N`: streams N deterministic bytes ([`pattern`]).
 //! - `GET /slow`: answers after 3 s.
+//! - `GET /ws` with `Upgrade`: switches protocols and echoes every byte.
 //! - anything else: reads the body, records the request, answers 200 with JSON
 //!   `{method, path, headers, body_len, body_sha256}`; `GET /status/NNN` answers NNN.
 
@@ -66,6 +67,7 @@ impl Upstream {
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -84,8 +86,32 @@ impl Upstream {
     }
 }
 
-async fn answer(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response<Body> {
+async fn answer(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if path == "/ws" {
+        // A protocol upgrade that echoes every byte back.
+        let upgrade = req.headers().get("upgrade").cloned();
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on.await {
+                let (mut r, mut w) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let mut response = Response::new(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        response
+            .headers_mut()
+            .insert("connection", http::HeaderValue::from_static("upgrade"));
+        if let Some(upgrade) = upgrade {
+            response.headers_mut().insert("upgrade", upgrade);
+        }
+        return response;
+    }
     if path == "/echo" {
         let body = req
             .into_body()

@@ -365,12 +365,35 @@ impl Handler {
         let flags = Arc::new(PumpFlags::default());
         let stream = pump(body, max_body, self.body_deadline, Arc::clone(&flags));
         let mut multipart = multer::Multipart::new(stream, boundary);
-        let (received, kept) = match self.read_form(&mut multipart, &flags).await {
-            Ok(read) => read,
-            Err(error) => return Err(error.into()),
-        };
+        let (received, kept) = self.read_form(&mut multipart, &flags).await?;
         drop(multipart);
 
+        let record = self.store_and_record(received, host).await?;
+        match forward.upstream.filter(|_| self.config.forward) {
+            Some(upstream) => {
+                let upstream_req = self.rewritten_form(parts, &kept, &record);
+                Ok(forward
+                    .proxy
+                    .forward(upstream_req, upstream, host, forward.fwd)
+                    .await?)
+            }
+            None => {
+                let value = serde_json::to_value(&record).expect("a record always serialises");
+                let mut response = json(StatusCode::CREATED, &value);
+                if let Ok(location) = HeaderValue::from_str(&record.url) {
+                    response.headers_mut().insert(LOCATION, location);
+                }
+                Ok(response)
+            }
+        }
+    }
+
+    /// Stages 4 and 5: validate and strip, store, and only then record.
+    async fn store_and_record(
+        &self,
+        received: Received,
+        host: Option<&str>,
+    ) -> Result<ledger::Record, Error> {
         let (data, info) = self.validate(received.data, received.kind).await?;
         let sha256 = hex::encode(Sha256::digest(&data));
         let key = self.store.key_for(&sha256, info.kind.extension());
@@ -379,12 +402,11 @@ impl Handler {
             .put(&key, data, info.kind.mime())
             .await
             .map_err(Error::Storage)?;
-        let url = self.store.public_url(&key, host);
         let record = self
             .ledger
             .insert(ledger::NewRecord {
-                key: key.clone(),
-                url: url.clone(),
+                url: self.store.public_url(&key, host),
+                key,
                 bytes,
                 content_type: info.kind.mime().to_owned(),
                 width: info.width,
@@ -395,17 +417,17 @@ impl Handler {
             .await
             .map_err(Error::Ledger)?;
         tracing::info!(id = record.id, key = %record.key, bytes, kind = info.kind.extension(), "upload stored");
+        Ok(record)
+    }
 
-        let upstream = forward.upstream.filter(|_| self.config.forward);
-        let Some(upstream) = upstream else {
-            let value = serde_json::to_value(&record).expect("a record always serialises");
-            let mut response = json(StatusCode::CREATED, &value);
-            if let Ok(location) = HeaderValue::from_str(&record.url) {
-                response.headers_mut().insert(LOCATION, location);
-            }
-            return Ok(response);
-        };
-
+    /// The request for the upstream: the client's method, URI and headers with the form
+    /// rebuilt around the stored object's URL fields.
+    fn rewritten_form(
+        &self,
+        parts: http::request::Parts,
+        kept: &[Part],
+        record: &ledger::Record,
+    ) -> Request<Body> {
         let url_field = &self.config.url_field;
         let fields = vec![
             (url_field.clone(), record.url.clone()),
@@ -415,26 +437,24 @@ impl Handler {
         ];
         let mut boundary = format!("gatehouse-{}", &record.sha256[..32]);
         let mut salt = record.id;
-        while form::collides(&kept, &boundary) {
+        while form::collides(kept, &boundary) {
             salt = salt.wrapping_add(1);
             boundary = format!(
                 "gatehouse-{:032x}",
                 u128::from(salt) * 0x9E37_79B9_7F4A_7C15
             );
         }
-        let body = form::encode(&kept, &fields, &boundary);
-        let mut upstream_req = Request::from_parts(parts, full(body.clone()));
-        let headers = upstream_req.headers_mut();
+        let body = form::encode(kept, &fields, &boundary);
+        let length = body.len();
+        let mut request = Request::from_parts(parts, full(body));
+        let headers = request.headers_mut();
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
                 .expect("boundary is ASCII hex"),
         );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        Ok(forward
-            .proxy
-            .forward(upstream_req, upstream, host, forward.fwd)
-            .await?)
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        request
     }
 
     /// Stage 2 and 3: read every part; keep the small ones, check the file as it streams.

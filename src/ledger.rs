@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 const TREE: &str = "uploads/v1";
+/// How long one flush to disk may take before the upload is answered with an error.
+const FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most records one listing returns.
 pub const MAX_LIST: usize = 1000;
 
@@ -27,6 +29,8 @@ pub enum Error {
     },
     #[error("ledger storage failed")]
     Storage(#[from] sled::Error),
+    #[error("ledger flush did not complete within {FLUSH_DEADLINE:?}")]
+    FlushFailed,
     #[error("ledger record {id} is unreadable")]
     Decode {
         id: u64,
@@ -86,6 +90,8 @@ pub struct Ledger {
     /// The next id: one past the last record, so ids are dense across restarts (sled's
     /// own `generate_id` jumps by a million-sized block at every open).
     next_id: std::sync::Arc<AtomicU64>,
+    /// Flushes run one at a time (see [`Ledger::flush`]).
+    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Ledger {
@@ -104,6 +110,7 @@ impl Ledger {
                 db,
                 tree,
                 next_id: std::sync::Arc::new(AtomicU64::new(last + 1)),
+                flushing: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             })
         };
         open().map_err(|source| Error::Open {
@@ -130,7 +137,7 @@ impl Ledger {
         };
         let value = serde_json::to_vec(&record).expect("a record always serialises");
         self.tree.insert(id.to_be_bytes(), value)?;
-        self.tree.flush_async().await?;
+        self.flush().await?;
         Ok(record)
     }
 
@@ -166,10 +173,22 @@ impl Ledger {
         self.tree.is_empty()
     }
 
-    /// Flush everything to disk (at shutdown).
+    /// Flush everything to disk: after each insert, and at shutdown.
+    ///
+    /// sled 0.34's `flush_async` can deadlock when called concurrently (spacejam/sled#1308;
+    /// found here by 40 concurrent uploads), so this runs the blocking `flush` on the
+    /// blocking pool, one at a time (a flush also covers every insert before it), under a
+    /// deadline.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.db.flush_async().await?;
-        Ok(())
+        let _turn = self.flushing.lock().await;
+        let db = self.db.clone();
+        let flush = tokio::task::spawn_blocking(move || db.flush());
+        match tokio::time::timeout(FLUSH_DEADLINE, flush).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(Error::Storage(e)),
+            Ok(Err(_panicked)) => Err(Error::FlushFailed),
+            Err(_) => Err(Error::FlushFailed),
+        }
     }
 }
 

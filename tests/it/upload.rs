@@ -826,3 +826,32 @@ async fn ambiguous_parts_are_refused() {
     );
     assert_eq!(gh.ledger_len().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_uploads_all_get_answered() {
+    // 40 at a time used to wedge sled's flush_async (every later upload hung).
+    let gh = Gatehouse::start(&upload_config("[storage]\nbackend = \"memory\"")).await;
+    let c = client::client(&gh, Proto::H2);
+    let png = std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.png"))
+        .expect("png");
+    let body = Form::new()
+        .file("image", "a.png", "image/png", &png)
+        .finish();
+    let uploads = futures_util::stream::iter(0..400)
+        .map(|_| post(&c, &gh, body.clone()))
+        .buffer_unordered(40)
+        .collect::<Vec<_>>();
+    let results = tokio::time::timeout(Duration::from_secs(90), uploads)
+        .await
+        .expect("every upload is answered");
+    assert!(
+        results.iter().all(|(status, _)| *status == 201),
+        "{:?}",
+        results.iter().find(|(s, _)| *s != 201)
+    );
+    assert_eq!(gh.ledger_len().await, 400);
+    // And the server still stops cleanly.
+    tokio::time::timeout(Duration::from_secs(20), gh.stop())
+        .await
+        .expect("drains");
+}

@@ -40,6 +40,8 @@ pub enum Error {
     },
     #[error("request body over server.max_body")]
     BodyTooLarge,
+    #[error("upstream {upstream} switched protocols without agreeing to the client's upgrade")]
+    BadUpgrade { upstream: String },
 }
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -146,21 +148,29 @@ impl Proxy {
                 Ok(Ok(response)) => response,
             };
         let mut response = response;
-        if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
-            (client_upgrade, response.status())
-        {
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Join the connections only for the upgrade the client asked for, confirmed by
+            // the upstream; anything else would be an unvalidated tunnel.
+            let confirmed = headers::requested_upgrade(response.headers());
+            let agreed = match (&upgrade, &confirmed) {
+                (Some(asked), Some(got)) => asked.as_bytes().eq_ignore_ascii_case(got.as_bytes()),
+                _ => false,
+            };
+            let (Some(client_upgrade), Some(protocol), true) = (client_upgrade, confirmed, agreed)
+            else {
+                return Err(Error::BadUpgrade {
+                    upstream: upstream_name,
+                });
+            };
             let upstream_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(join_upgraded(
                 client_upgrade,
                 upstream_upgrade,
                 upstream_name,
             ));
-            let protocol = headers::requested_upgrade(response.headers());
             let (mut parts, body) = response.into_parts();
             headers::client_response(&mut parts.headers, client_version);
-            if let Some(protocol) = &protocol {
-                headers::restore_upgrade(&mut parts.headers, protocol);
-            }
+            headers::restore_upgrade(&mut parts.headers, &protocol);
             return Ok(Response::from_parts(
                 parts,
                 body.map_err(BoxError::from).boxed(),

@@ -45,7 +45,9 @@ impl RequestError {
                 proxy::Error::Connect { .. } => {
                     plain(StatusCode::BAD_GATEWAY, "upstream unavailable")
                 }
-                proxy::Error::Upstream { .. } => plain(StatusCode::BAD_GATEWAY, "upstream failed"),
+                proxy::Error::Upstream { .. } | proxy::Error::BadUpgrade { .. } => {
+                    plain(StatusCode::BAD_GATEWAY, "upstream failed")
+                }
                 proxy::Error::Timeout { .. } => {
                     plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
                 }

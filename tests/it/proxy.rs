@@ -395,3 +395,24 @@ async fn websocket_style_upgrades_are_proxied_both_ways() {
         assert_eq!(echoed, message);
     }
 }
+
+#[tokio::test]
+async fn a_101_without_an_agreed_upgrade_is_a_502_not_a_tunnel() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let gh = proxy_to(&upstream.url(), "").await;
+    for head in [
+        "GET /ws-bare HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET /ws-bare HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut tls = client::raw_tls(&gh).await;
+        tls.write_all(head.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 502"), "{head:?} -> {text}");
+    }
+}

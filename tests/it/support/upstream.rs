@@ -4,6 +4,7 @@
 //! - `GET /bytes/N`: streams N deterministic bytes ([`pattern`]).
 //! - `GET /slow`: answers after 3 s.
 //! - `GET /ws` with `Upgrade`: switches protocols and echoes every byte.
+//! - `GET /ws-bare`: a 101 without `Upgrade` (a broken upstream).
 //! - anything else: reads the body, records the request, answers 200 with JSON
 //!   `{method, path, headers, body_len, body_sha256}`; `GET /status/NNN` answers NNN.
 
@@ -88,6 +89,16 @@ impl Upstream {
 
 async fn answer(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    if path == "/ws-bare" {
+        // A broken upstream: 101 with no Upgrade header.
+        let mut response = Response::new(
+            http_body_util::Empty::new()
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        return response;
+    }
     if path == "/ws" {
         // A protocol upgrade that echoes every byte back.
         let upgrade = req.headers().get("upgrade").cloned();

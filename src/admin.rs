@@ -15,6 +15,23 @@ pub async fn handle<B>(state: &State, req: Request<B>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return method_not_allowed("GET, HEAD");
     }
+    // A web page the operator visits could point a DNS name at 127.0.0.1 and read the
+    // ledger (DNS rebinding): only `localhost` and address literals are answered.
+    if let Some(host) = crate::service::request_host(&req) {
+        let name = crate::router::strip_port(&host);
+        let literal = name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        if !(literal || name.eq_ignore_ascii_case("localhost")) {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden_host",
+                "the admin listener answers localhost and IP addresses only",
+            );
+        }
+    }
     let path = req.uri().path();
     if path == "/health" {
         return json(StatusCode::OK, &serde_json::json!({ "status": "ok" }));

@@ -222,8 +222,19 @@ fn normalize_uri<B>(req: &mut Request<B>) {
     }
 }
 
-/// HTTP/1.1 needs exactly one valid `Host` (RFC 9112 §3.2); h2 has `:authority`.
+/// Refuse what upstreams could read differently from us. HTTP/1.1 needs exactly one
+/// valid `Host` (RFC 9112 §3.2; h2 has `:authority`). Method names are case-sensitive, and
+/// `post` is not `POST` to us but is to frameworks that upper-case it, so lower-case
+/// methods are refused rather than forwarded (nginx does the same).
 fn check_host<B>(req: &Request<B>, host: Option<&str>) -> Result<(), &'static str> {
+    if req
+        .method()
+        .as_str()
+        .bytes()
+        .any(|b| b.is_ascii_lowercase())
+    {
+        return Err("method names are upper case");
+    }
     let count = req.headers().get_all(HOST).iter().count();
     if count > 1 {
         return Err("more than one Host header");

@@ -416,3 +416,31 @@ async fn a_101_without_an_agreed_upgrade_is_a_502_not_a_tunnel() {
         assert!(text.starts_with("HTTP/1.1 502"), "{head:?} -> {text}");
     }
 }
+
+#[tokio::test]
+async fn lower_case_methods_are_refused_and_admin_ignores_foreign_hosts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let gh = proxy_to(&upstream.url(), "").await;
+    let mut tls = client::raw_tls(&gh).await;
+    tls.write_all(
+        b"post /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"));
+    assert!(upstream.seen().is_empty());
+
+    let admin = gh.admin.expect("admin");
+    let get = |host: &'static str| {
+        client::plain()
+            .get(format!("http://{admin}/health"))
+            .header("host", host)
+            .send()
+    };
+    assert_eq!(get("attacker.example").await.expect("get").status(), 403);
+    assert_eq!(get("localhost:9090").await.expect("get").status(), 200);
+    assert_eq!(get("127.0.0.1").await.expect("get").status(), 200);
+}

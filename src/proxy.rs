@@ -40,6 +40,11 @@ pub enum Error {
     },
     #[error("request body over server.max_body")]
     BodyTooLarge,
+    #[error("the client's request body failed (malformed or cut off)")]
+    ClientBody {
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
     #[error("upstream {upstream} switched protocols without agreeing to the client's upgrade")]
     BadUpgrade { upstream: String },
 }
@@ -139,6 +144,9 @@ impl Proxy {
                     });
                 }
                 Ok(Err(source)) if body_over_limit(&source) => return Err(Error::BodyTooLarge),
+                Ok(Err(source)) if client_body_failed(&source) => {
+                    return Err(Error::ClientBody { source })
+                }
                 Ok(Err(source)) => {
                     return Err(Error::Upstream {
                         upstream: upstream_name,
@@ -204,6 +212,21 @@ async fn join_upgraded(
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(upstream = %name, %error, "upgraded connection ended with an error");
     }
+}
+
+/// Did sending fail because the *client's* body stream failed (bad chunking, a client
+/// that went away mid-body)? hyper marks a failing request body as a user error.
+fn client_body_failed(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Did the request body hit `server.max_body` while streaming?

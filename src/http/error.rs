@@ -32,7 +32,9 @@ impl RequestError {
     pub fn fault(&self) -> Fault {
         match self {
             RequestError::NoRoute => Fault::Client,
-            RequestError::Proxy(proxy::Error::BodyTooLarge) => Fault::Client,
+            RequestError::Proxy(proxy::Error::BodyTooLarge | proxy::Error::ClientBody { .. }) => {
+                Fault::Client
+            }
             RequestError::Proxy(_) => Fault::Upstream,
             RequestError::Upload(e) => e.fault(),
         }
@@ -51,6 +53,10 @@ impl RequestError {
                 proxy::Error::Timeout { .. } => {
                     plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
                 }
+                proxy::Error::ClientBody { .. } => plain(
+                    StatusCode::BAD_REQUEST,
+                    "malformed or incomplete request body",
+                ),
                 proxy::Error::BodyTooLarge => {
                     plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
                 }

@@ -444,3 +444,18 @@ async fn lower_case_methods_are_refused_and_admin_ignores_foreign_hosts() {
     assert_eq!(get("localhost:9090").await.expect("get").status(), 200);
     assert_eq!(get("127.0.0.1").await.expect("get").status(), 200);
 }
+
+#[tokio::test]
+async fn a_broken_client_body_is_the_clients_fault_not_a_502() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = Upstream::start().await;
+    let gh = proxy_to(&upstream.url(), "").await;
+    let mut tls = client::raw_tls(&gh).await;
+    tls.write_all(b"POST /anything HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+}

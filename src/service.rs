@@ -83,7 +83,7 @@ async fn public(
     let version = req.version();
     let host = request_host(&req);
 
-    let result = match check_host(&req, host.as_deref()) {
+    let result = match check_request(&req, host.as_deref()) {
         Ok(()) => dispatch(state, conn, req, host.as_deref(), trusted).await,
         Err(message) => Ok(plain(StatusCode::BAD_REQUEST, message)),
     };
@@ -226,7 +226,7 @@ fn normalize_uri<B>(req: &mut Request<B>) {
 /// valid `Host` (RFC 9112 §3.2; h2 has `:authority`). Method names are case-sensitive, and
 /// `post` is not `POST` to us but is to frameworks that upper-case it, so lower-case
 /// methods are refused rather than forwarded (nginx does the same).
-fn check_host<B>(req: &Request<B>, host: Option<&str>) -> Result<(), &'static str> {
+fn check_request<B>(req: &Request<B>, host: Option<&str>) -> Result<(), &'static str> {
     if req
         .method()
         .as_str()

@@ -205,6 +205,10 @@ async fn dispatch(
 /// Route and forward the normalized path (see [`crate::router::normalize_path`]).
 fn normalize_uri<B>(req: &mut Request<B>) {
     let path = req.uri().path();
+    // Most paths have nothing to normalize: skip the allocation on the hot path.
+    if !(path.contains("//") || path.contains("/.") || path.contains('%')) {
+        return;
+    }
     let normalized = crate::router::normalize_path(path);
     if normalized == path {
         return;

@@ -76,7 +76,6 @@ enum PublicBase {
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
-    backend: &'static str,
     prefix: String,
     base: PublicBase,
     attributes: bool,
@@ -85,8 +84,7 @@ pub struct Store {
 
 impl Store {
     pub fn from_config(cfg: &config::Storage, timeout: Duration) -> Result<Store, Error> {
-        let (inner, backend, base, attributes): (Arc<dyn ObjectStore>, _, _, _) = match &cfg.backend
-        {
+        let (inner, base, attributes): (Arc<dyn ObjectStore>, _, _) = match &cfg.backend {
             config::StorageBackend::Local { dir } => {
                 std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
                     dir: dir.clone(),
@@ -99,14 +97,12 @@ impl Store {
                 // The local store keeps no attributes; /media derives them from the key.
                 (
                     Arc::new(fs),
-                    "local",
                     PublicBase::Media(cfg.public_url.clone()),
                     false,
                 )
             }
             config::StorageBackend::Memory => (
                 Arc::new(InMemory::new()),
-                "memory",
                 PublicBase::Media(cfg.public_url.clone()),
                 true,
             ),
@@ -141,22 +137,16 @@ impl Store {
                     source,
                 })?;
                 let base = cfg.public_url.clone().unwrap_or(base);
-                (Arc::new(s3), "s3", PublicBase::Fixed(base), true)
+                (Arc::new(s3), PublicBase::Fixed(base), true)
             }
         };
         Ok(Store {
             inner,
-            backend,
             prefix: cfg.prefix.clone(),
             base,
             attributes,
             timeout,
         })
-    }
-
-    /// `local`, `memory` or `s3`.
-    pub fn backend(&self) -> &'static str {
-        self.backend
     }
 
     /// Does Gatehouse itself serve these objects at `/media/`?

@@ -274,10 +274,6 @@ impl Handler {
         }
     }
 
-    pub fn route(&self) -> &str {
-        &self.config.route
-    }
-
     /// Is `path` (already normalized) the upload route or under it? Compared the way
     /// lenient application frameworks route: case-insensitively, ignoring a trailing
     /// slash and `;params` in segments. Anything such a framework would hand to its

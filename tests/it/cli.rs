@@ -38,7 +38,7 @@ impl Running {
     fn start_in(toml: &str, dir: tempfile::TempDir) -> Running {
         let path = dir.path().join("proxy.toml");
         std::fs::write(&path, toml).expect("write");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        let mut child = crate::support::binary()
             .args(["run", "--config"])
             .arg(&path)
             .env("RUST_LOG", "info")
@@ -170,22 +170,13 @@ async fn one_gigabyte_chunked_upload_is_cut_off_with_bounded_memory() {
     let gh = Running::start(&upload_toml());
     let c = gh.client();
     // Warm up: one accepted upload at the size limit, so buffers have been used once.
-    let exact =
-        std::fs::read(crate::support::corpus_dir().join("generated/accept_png_exactly_2MiB.png"))
-            .expect("png");
+    let exact = crate::support::corpus_file("generated/accept_png_exactly_2MiB.png");
     for _ in 0..3 {
-        let r = c
-            .post(gh.url("/products"))
-            .header("content-type", form::content_type())
-            .body(
-                Form::new()
-                    .file("image", "a.png", "image/png", &exact)
-                    .finish(),
-            )
-            .send()
-            .await
-            .expect("warm-up");
-        assert_eq!(r.status(), 201);
+        let body = Form::new()
+            .file("image", "a.png", "image/png", &exact)
+            .finish();
+        let (status, _) = crate::upload::post_to(&c, &gh.url("/products"), body).await;
+        assert_eq!(status, 201);
     }
     let (before, _) = gh.memory_kib();
 
@@ -255,24 +246,15 @@ async fn uploads_list_reads_the_ledger_live_and_after_stop() {
     );
     let mut gh = Running::start(&toml);
     let c = gh.client();
-    let jpeg = std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.jpg"))
-        .expect("jpeg");
-    let r = c
-        .post(gh.url("/products"))
-        .header("content-type", form::content_type())
-        .body(
-            Form::new()
-                .file("image", "lamp.jpg", "image/jpeg", &jpeg)
-                .finish(),
-        )
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(r.status(), 201);
-    let record: serde_json::Value = r.json().await.expect("json");
+    let jpeg = crate::support::corpus_file("generated/accept_plain.jpg");
+    let body = Form::new()
+        .file("image", "lamp.jpg", "image/jpeg", &jpeg)
+        .finish();
+    let (status, record) = crate::upload::post_to(&c, &gh.url("/products"), body).await;
+    assert_eq!(status, 201);
     let config = gh.dir.path().join("proxy.toml");
     let list = |json: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        let mut cmd = crate::support::binary();
         cmd.args(["uploads", "list", "--config"]).arg(&config);
         if json {
             cmd.arg("--json");
@@ -304,7 +286,7 @@ fn s3_policy_prints_read_and_write_policies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("proxy.toml");
     std::fs::write(&path, "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"shop-uploads\"\nprefix = \"products/\"\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+    let out = crate::support::binary()
         .args(["s3-policy", "--config"])
         .arg(&path)
         .output()

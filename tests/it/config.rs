@@ -1,10 +1,6 @@
 //! Config errors as an operator sees them: `gatehouse check` on real files.
 
-use std::process::Command;
-
-fn gatehouse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-}
+use crate::support::binary as gatehouse;
 
 /// Write `text` as proxy.toml in a temp dir and run `gatehouse <command> --config` on it:
 /// (exit code, stderr, the file's path, the dir).

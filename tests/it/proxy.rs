@@ -332,7 +332,6 @@ async fn connection_cap_stops_accepting_until_a_slot_frees() {
 
 #[tokio::test]
 async fn bad_host_headers_are_refused() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::start().await;
     let gh = proxy_to(&upstream.url(), "").await;
     for head in [
@@ -341,11 +340,7 @@ async fn bad_host_headers_are_refused() {
         "GET / HTTP/1.1\r\nHost: evil.com/../x\r\nConnection: close\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: user@evil.com\r\nConnection: close\r\n\r\n",
     ] {
-        let mut tls = client::raw_tls(&gh).await;
-        tls.write_all(head.as_bytes()).await.expect("write");
-        let mut out = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
-        let text = String::from_utf8_lossy(&out);
+        let text = client::raw_exchange(&gh, head.as_bytes(), b"").await;
         assert!(
             text.starts_with("HTTP/1.1 400"),
             "{head:?} -> {}",
@@ -419,18 +414,12 @@ async fn a_101_without_an_agreed_upgrade_is_a_502_not_a_tunnel() {
 
 #[tokio::test]
 async fn lower_case_methods_are_refused_and_admin_ignores_foreign_hosts() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::start().await;
     let gh = proxy_to(&upstream.url(), "").await;
-    let mut tls = client::raw_tls(&gh).await;
-    tls.write_all(
-        b"post /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    )
-    .await
-    .expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
-    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"));
+    let head =
+        b"post /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let text = client::raw_exchange(&gh, head, b"").await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(upstream.seen().is_empty());
 
     let admin = gh.admin.expect("admin");
@@ -447,15 +436,9 @@ async fn lower_case_methods_are_refused_and_admin_ignores_foreign_hosts() {
 
 #[tokio::test]
 async fn a_broken_client_body_is_the_clients_fault_not_a_502() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = Upstream::start().await;
     let gh = proxy_to(&upstream.url(), "").await;
-    let mut tls = client::raw_tls(&gh).await;
-    tls.write_all(b"POST /anything HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
-        .await
-        .expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out);
+    let head = b"POST /anything HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let text = client::raw_exchange(&gh, head, b"zz\r\nhello\r\n0\r\n\r\n").await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
 }

@@ -25,8 +25,7 @@ async fn manifest_against_s3_with_public_read_policy() {
     let c = client::client(&gh, Proto::H2);
 
     // Before the policy, a stored object is not readable anonymously.
-    let jpeg = std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.jpg"))
-        .expect("jpeg");
+    let jpeg = crate::support::corpus_file("generated/accept_plain.jpg");
     let body = crate::support::form::Form::new()
         .file("image", "a.jpg", "image/jpeg", &jpeg)
         .finish();
@@ -86,8 +85,7 @@ async fn s3_outage_mid_run_gives_503_then_recovers_nothing_recorded() {
     let storage = format!("{}\n[timeouts]\nstorage = \"3s\"\n", moto.storage_toml());
     let gh = Gatehouse::start(&upload_config(&storage)).await;
     let c = client::client(&gh, Proto::H1);
-    let jpeg = std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.jpg"))
-        .expect("jpeg");
+    let jpeg = crate::support::corpus_file("generated/accept_plain.jpg");
     let body = || {
         crate::support::form::Form::new()
             .file("image", "a.jpg", "image/jpeg", &jpeg)

@@ -19,6 +19,16 @@ pub fn corpus_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
 }
 
+/// The real `gatehouse` binary, for tests of the command line.
+pub fn binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+}
+
+/// The bytes of a corpus file, by its path under `../shared/corpus`.
+pub fn corpus_file(path: &str) -> Vec<u8> {
+    std::fs::read(corpus_dir().join(path)).unwrap_or_else(|e| panic!("corpus file {path}: {e}"))
+}
+
 /// Where tests leave artifacts (screenshots): `tests/artifacts/`, git-ignored.
 pub fn artifacts_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");

@@ -262,8 +262,7 @@ async fn manifest_local_backend_h1_stores_each_image_once() {
 async fn media_is_served_with_type_etag_and_immutable_caching() {
     let gh = Gatehouse::start(&upload_config("[storage]\nbackend = \"local\"")).await;
     let c = client::client(&gh, Proto::H2);
-    let jpeg = std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.jpg"))
-        .expect("jpeg");
+    let jpeg = crate::support::corpus_file("generated/accept_plain.jpg");
     let (status, json) = post(
         &c,
         &gh,
@@ -316,7 +315,7 @@ async fn memory_gatehouse() -> (Gatehouse, reqwest::Client) {
 }
 
 fn plain_jpeg() -> Vec<u8> {
-    std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.jpg")).expect("jpeg")
+    crate::support::corpus_file("generated/accept_plain.jpg")
 }
 
 #[tokio::test]
@@ -679,7 +678,7 @@ async fn path_and_method_variants_cannot_bypass_validation() {
                 form::content_type(),
                 body.len()
             );
-            let response = raw_exchange(&gh, request.as_bytes(), &body).await;
+            let response = client::raw_exchange(&gh, request.as_bytes(), &body).await;
             assert!(
                 response.starts_with("HTTP/1.1 400") && response.contains("unsupported_type"),
                 "{method} {path}: {}",
@@ -705,17 +704,6 @@ async fn path_and_method_variants_cannot_bypass_validation() {
     assert_eq!(upstream.seen().len(), 2);
 }
 
-/// Send raw bytes over TLS (paths exactly as written) and read the whole answer.
-async fn raw_exchange(gh: &Gatehouse, head: &[u8], body: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tls = client::raw_tls(gh).await;
-    tls.write_all(head).await.expect("write head");
-    tls.write_all(body).await.expect("write body");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[tokio::test]
 async fn a_stalled_upload_body_is_cut_off_with_408() {
     let gh = Gatehouse::start(&upload_config(
@@ -728,7 +716,7 @@ async fn a_stalled_upload_body_is_cut_off_with_408() {
     );
     let started = std::time::Instant::now();
     // Ten bytes of a 100000-byte body, then nothing.
-    let response = raw_exchange(
+    let response = client::raw_exchange(
         &gh,
         head.as_bytes(),
         &format!("--{}", form::BOUNDARY).as_bytes()[..10],
@@ -754,7 +742,7 @@ async fn stored_urls_never_name_a_host_the_client_chose() {
         form::content_type(),
         body.len()
     );
-    let response = raw_exchange(&gh, head.as_bytes(), &body).await;
+    let response = client::raw_exchange(&gh, head.as_bytes(), &body).await;
     assert!(
         response.starts_with("HTTP/1.1 400") && response.contains("untrusted_host"),
         "{response}"
@@ -767,7 +755,7 @@ async fn stored_urls_never_name_a_host_the_client_chose() {
     ))
     .await;
     let head = head.replace("evil.example", "whatever.example");
-    let response = raw_exchange(&gh, head.as_bytes(), &body).await;
+    let response = client::raw_exchange(&gh, head.as_bytes(), &body).await;
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
     assert!(
         response.contains("\"url\":\"https://cdn.example.com/media/products/"),
@@ -832,8 +820,7 @@ async fn many_concurrent_uploads_all_get_answered() {
     // 40 at a time used to wedge sled's flush_async (every later upload hung).
     let gh = Gatehouse::start(&upload_config("[storage]\nbackend = \"memory\"")).await;
     let c = client::client(&gh, Proto::H2);
-    let png = std::fs::read(crate::support::corpus_dir().join("generated/accept_plain.png"))
-        .expect("png");
+    let png = crate::support::corpus_file("generated/accept_plain.png");
     let body = Form::new()
         .file("image", "a.png", "image/png", &png)
         .finish();

@@ -51,3 +51,19 @@ pub async fn raw_tls(gh: &Gatehouse) -> tokio_rustls::client::TlsStream<tokio::n
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     connector.connect(name, tcp).await.expect("tls handshake")
 }
+
+/// Send raw bytes over TLS (paths and headers exactly as written) and read the whole
+/// answer (at most 10 s).
+pub async fn raw_exchange(gh: &Gatehouse, head: &[u8], body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = raw_tls(gh).await;
+    tls.write_all(head).await.expect("write head");
+    tls.write_all(body).await.expect("write body");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
